@@ -1,0 +1,52 @@
+using System.CommandLine;
+using Llava.Models.Llava;
+
+namespace Llava.Cli;
+
+/// <summary>Options shared by the commands that load a model.</summary>
+internal sealed class CommonOptions
+{
+    public readonly Option<string?> Model = new("--model", "-m") { Description = "Model directory (llava-hf or original LLaVA layout). Default: the bundled model." };
+    public readonly Option<string?> ModelBase = new("--model-base") { Description = "Base language model for a projector-only checkpoint (mm_projector.bin), as LLaVA's --model-base." };
+    public readonly Option<string?> VisionTower = new("--vision-tower") { Description = "CLIP checkpoint directory for an original-layout model (default: mm_vision_tower resolved as a local path)." };
+    public readonly Option<string?> ConvMode = new("--conv-mode") { Description = "Conversation template (vicuna_v1, llava_v1, llava_v0, llava_llama_2, mistral_instruct, chatml_direct, mpt, plain, ...). Default: chosen from the model name." };
+    public readonly Option<string?> ImageAspectRatio = new("--image-aspect-ratio") { Description = "pad (LLaVA-1.5: pad to square with the mean colour) or original (resize + center crop). Default: the checkpoint's setting." };
+    public readonly Option<int?> Threads = new("--threads", "-t") { Description = "Worker threads (default: all cores)." };
+    public readonly Option<int?> CtxSize = new("--ctx-size") { Description = "KV cache positions (default: the model's context length)." };
+
+    public void AddTo(Command c, bool conversation = true)
+    {
+        c.Options.Add(Model);
+        c.Options.Add(ModelBase);
+        c.Options.Add(VisionTower);
+        if (conversation)
+        {
+            c.Options.Add(ConvMode);
+            c.Options.Add(ImageAspectRatio);
+        }
+        c.Options.Add(Threads);
+    }
+
+    public ImageAspectMode? Aspect(ParseResult r) => r.GetValue(ImageAspectRatio) switch
+    {
+        null => null,
+        "pad" => ImageAspectMode.Pad,
+        "original" or "square" or "crop" => ImageAspectMode.Original,
+        var other => throw new CliException($"--image-aspect-ratio must be 'pad' or 'original', not '{other}'"),
+    };
+
+    public void ApplyThreads(ParseResult r)
+    {
+        if (r.GetValue(Threads) is int n)
+        {
+            if (n < 1) throw new CliException("--threads must be at least 1");
+            Llava.Tensors.Workers.SetThreadCount(n);
+        }
+    }
+
+    public string ResolveModel(ParseResult r) => r.GetValue(Model) ?? DefaultModel.Find()
+        ?? throw new CliException("no --model given and no bundled model found (expected models/llava-micro or tests/fixtures/llava-tiny/hf in the repository)");
+}
+
+/// <summary>A user error: printed as one line, exit code 1, no stack trace.</summary>
+internal sealed class CliException(string message) : Exception(message);

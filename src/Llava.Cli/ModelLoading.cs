@@ -1,0 +1,41 @@
+using System.Diagnostics;
+using Llava.Models.Llava;
+using Spectre.Console;
+
+namespace Llava.Cli;
+
+/// <summary>Loads a model with a progress display on stderr, so stdout stays clean for answers and JSON.</summary>
+internal static class ModelLoading
+{
+    public static readonly IAnsiConsole Err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+
+    public static LlavaModel Load(string path, LlavaLoadOptions options, bool quiet)
+    {
+        var sw = Stopwatch.StartNew();
+        LlavaModel? model = null;
+        if (quiet || Console.IsErrorRedirected)
+        {
+            model = LlavaModel.Load(path, options);
+        }
+        else
+        {
+            Err.Progress()
+                .AutoClear(true)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask($"loading {Path.GetFileName(Path.GetFullPath(path).TrimEnd('/'))}", maxValue: 4);
+                    model = LlavaModel.Load(path, options, (step, total, what) =>
+                    {
+                        task.Description = $"loading: {what}";
+                        task.MaxValue = total;
+                        task.Value = step;
+                    });
+                    task.Value = task.MaxValue;
+                });
+        }
+        if (!quiet)
+            Err.MarkupLine($"[grey]loaded {Markup.Escape(model!.Config.ModelName)} ({model.Config.Layout}, {model.Summary.Parameters / 1e6:F1}M parameters, {model.Summary.Bytes / 1048576.0:F1} MiB mapped) in {sw.Elapsed.TotalSeconds:F2}s[/]");
+        return model!;
+    }
+}

@@ -1,0 +1,70 @@
+using Llava.Formats;
+using Llava.Tensors;
+
+namespace Llava.Models.Loading;
+
+/// <summary>
+/// Reads named weights with their expected shapes and collects every problem (missing, mis-shaped, wrong dtype)
+/// so that one load reports them all at once instead of failing on the first.
+/// </summary>
+public sealed unsafe class WeightReader
+{
+    readonly ITensorFile file;
+    readonly List<string> problems = new();
+    readonly HashSet<string> used = new(StringComparer.Ordinal);
+
+    public WeightReader(ITensorFile file) => this.file = file;
+
+    public string Source => file.Source;
+    public bool Has(string name) => file.Contains(name);
+    public IReadOnlyCollection<string> Used => used;
+
+    StoredTensor? Find(string name, long[] shape)
+    {
+        if (!file.TryGet(name, out var t))
+        {
+            problems.Add($"missing tensor '{name}' (expected shape [{string.Join(", ", shape)}])");
+            return null;
+        }
+        used.Add(name);
+        if (!t.Shape.SequenceEqual(shape))
+        {
+            problems.Add($"tensor '{name}' has shape {t.ShapeString}, expected [{string.Join(", ", shape)}]");
+            return null;
+        }
+        if (t.DType is not (DType.F32 or DType.F16 or DType.BF16))
+        {
+            problems.Add($"tensor '{name}' has dtype {t.DType}; only F32, F16 and BF16 weights are supported");
+            return null;
+        }
+        return t;
+    }
+
+    /// <summary>A (rows × cols) matrix, used in place (memory-mapped). A 4-D conv kernel may be read flattened.</summary>
+    public WeightMatrix Matrix(string name, int rows, int cols, long[]? storedShape = null)
+    {
+        var t = Find(name, storedShape ?? [rows, cols]);
+        return t is null ? default : new WeightMatrix(t.DType, rows, cols, t.Data);
+    }
+
+    /// <summary>A small vector (norm weights, biases, embeddings) converted to f32.</summary>
+    public float[] Vector(string name, params long[] shape)
+    {
+        var t = Find(name, shape);
+        return t is null ? [] : t.ToFloat32();
+    }
+
+    public float[]? OptionalVector(string name, params long[] shape) => Has(name) ? Vector(name, shape) : null;
+
+    public void Problem(string message) => problems.Add(message);
+
+    /// <summary>Throws one ModelFormatException listing every problem seen so far.</summary>
+    public void ThrowIfProblems(string what)
+    {
+        if (problems.Count == 0) return;
+        const int show = 20;
+        var lines = problems.Take(show).Select(p => "  - " + p);
+        string more = problems.Count > show ? $"\n  ... and {problems.Count - show} more" : "";
+        throw new ModelFormatException($"{Source}: cannot load {what}: {problems.Count} problem(s):\n{string.Join("\n", lines)}{more}");
+    }
+}
