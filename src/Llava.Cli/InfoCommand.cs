@@ -33,7 +33,8 @@ internal static class InfoCommand
         using var model = LlavaModel.Load(dir, new LlavaLoadOptions { VisionTower = visionTower });
         var c = model.Config;
         var t = new Table().Border(TableBorder.Rounded).AddColumn("property").AddColumn("value");
-        void Row(string k, string v) => t.AddRow(Markup.Escape(k), Markup.Escape(v));
+        var rows = new List<(string, string)>();
+        void Row(string k, string v) { t.AddRow(Markup.Escape(k), Markup.Escape(v)); rows.Add((k, v)); }
         Row("model", c.ModelName);
         Row("layout", c.Layout == CheckpointLayout.HuggingFace ? "Hugging Face llava-hf (LlavaForConditionalGeneration)" : "original LLaVA (LlavaLlamaForCausalLM)");
         Row("weights", string.Join("\n", model.Summary.Files));
@@ -51,8 +52,10 @@ internal static class InfoCommand
         Row("image placeholder", $"{c.ImageTokenIndex}" + (c.MmUseImStartEnd ? " wrapped in <im_start>/<im_end>" : ""));
         Row("image aspect", c.ImageAspect == ImageAspectMode.Pad ? "pad (expand2square with the mean colour)" : "original (resize + center crop)");
         Row("tokenizer", $"{model.Tokenizer.VocabSize} tokens, bos {model.Tokenizer.BosId}, eos {model.Tokenizer.EosId}");
-        Row("template", $"{ConversationTemplates.AutoSelect(c.ModelName)} (auto; LLaVA's CLI would pick {ConversationTemplates.AutoSelectLikeLlavaCli(c.ModelName)})");
-        AnsiConsole.Write(t);
+        Row("template", $"{Templates.Auto(model)} (auto; LLaVA's CLI would pick {ConversationTemplates.AutoSelectLikeLlavaCli(c.ModelName)})");
+        if (Console.IsOutputRedirected)
+            foreach (var (key, value) in rows) Console.WriteLine($"{key}: {value.Replace("\n", "\n    ")}");
+        else AnsiConsole.Write(t);
         return 0;
     }
 
@@ -74,9 +77,10 @@ internal static class InfoCommand
         foreach (var n in f.Names.OrderBy(x => x, StringComparer.Ordinal).Take(200))
         {
             var t = f.Get(n);
-            table.AddRow(Markup.Escape(n), t.DType.ToString(), t.ShapeString);
+            if (Console.IsOutputRedirected) Console.WriteLine($"  {n}  {t.DType}  {t.ShapeString}");
+            else table.AddRow(Markup.Escape(n), t.DType.ToString(), t.ShapeString);
         }
-        AnsiConsole.Write(table);
+        if (!Console.IsOutputRedirected) AnsiConsole.Write(table);
         if (f.Names.Count > 200) AnsiConsole.MarkupLine($"  ... {f.Names.Count - 200} more");
         return 0;
     }

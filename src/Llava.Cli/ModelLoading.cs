@@ -7,7 +7,21 @@ namespace Llava.Cli;
 /// <summary>Loads a model with a progress display on stderr, so stdout stays clean for answers and JSON.</summary>
 internal static class ModelLoading
 {
-    public static readonly IAnsiConsole Err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+    public static readonly IAnsiConsole Err = CreateErr();
+
+    static IAnsiConsole CreateErr()
+    {
+        bool plain = Console.IsErrorRedirected || Environment.GetEnvironmentVariable("NO_COLOR") is { Length: > 0 };
+        var c = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(Console.Error),
+            Ansi = plain ? AnsiSupport.No : AnsiSupport.Detect,
+            ColorSystem = plain ? ColorSystemSupport.NoColors : ColorSystemSupport.Detect,
+        });
+        // Redirected (logs, scripts, tests): one message per line, never wrapped at 80 columns.
+        if (Console.IsErrorRedirected) c.Profile.Width = 4096;
+        return c;
+    }
 
     public static LlavaModel Load(string path, LlavaLoadOptions options, bool quiet)
     {

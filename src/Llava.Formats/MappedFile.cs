@@ -17,11 +17,13 @@ public sealed unsafe class MappedFile : IDisposable
     public MappedFile(string path)
     {
         Path = path;
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new FileNotFoundException($"File not found: {path}", path);
-        Length = info.Length;
-        if (Length == 0) return;
-        map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        if (!File.Exists(path)) throw new FileNotFoundException($"File not found: {path}", path);
+        // The length comes from the opened stream, not FileInfo: Hugging Face caches symlink weights to blobs,
+        // and FileInfo of a symlink reports the link's own size.
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        Length = stream.Length;
+        if (Length == 0) { stream.Dispose(); return; }
+        map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
         view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);

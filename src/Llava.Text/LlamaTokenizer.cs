@@ -89,6 +89,23 @@ public sealed class LlamaTokenizer
         return new LlamaTokenizer(SentencePieceModel.Load(modelPath), LlamaTokenizerOptions.FromDirectory(dir));
     }
 
+    /// <summary>
+    /// A copy with more added tokens, as <c>tokenizer.add_tokens([...], special_tokens=True)</c>: tokens not yet known get
+    /// the next free ids (LLaVA adds &lt;im_patch&gt;, &lt;im_start&gt;, &lt;im_end&gt; this way after loading).
+    /// </summary>
+    public LlamaTokenizer WithAddedTokens(params string[] tokens)
+    {
+        var added = Options.AddedTokens.ToList();
+        int next = VocabSize;
+        foreach (var t in tokens)
+            if (TokenToId(t) is null && added.All(a => a.Content != t))
+                added.Add(new AddedToken(next++, t, Special: true));
+        if (added.Count == Options.AddedTokens.Count) return this;
+        // transformers also lists tokens added with special_tokens=True among additional_special_tokens.
+        var extra = added.Skip(Options.AddedTokens.Count).Select(a => a.Content);
+        return new LlamaTokenizer(Model, Options with { AddedTokens = added, AdditionalSpecialTokens = [.. Options.AdditionalSpecialTokens, .. extra] });
+    }
+
     /// <summary>Id of a token string (added token or SentencePiece piece), or null if unknown.</summary>
     public int? TokenToId(string token) =>
         addedByContent.TryGetValue(token, out var t) ? t.Id : Model.TryPieceToId(token);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 
@@ -251,69 +252,68 @@ public sealed class SentencePieceModel
         return 0;
     }
 
-    static readonly Comparer<(float Score, int Left)> AgendaOrder =
-        Comparer<(float Score, int Left)>.Create((a, b) => a.Score != b.Score ? b.Score.CompareTo(a.Score) : a.Left.CompareTo(b.Left));
-
     /// <summary>
     /// BPE-encodes already normalized text and appends the ids to <paramref name="output"/>: start from
     /// characters, repeatedly merge the adjacent pair forming the highest-scoring piece (leftmost on ties),
     /// then map each symbol to its id, falling back to UTF-8 byte pieces for unknown symbols.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void EncodeNormalized(ReadOnlySpan<char> s, List<int> output)
     {
         if (s.IsEmpty) return;
-        var start = new int[s.Length];
-        var len = new int[s.Length];
-        var freeze = userDefined.Length > 0 ? new bool[s.Length] : null;
+        var sym = new BpeSymbols(s.Length, userDefined.Length > 0);
         int n = 0;
         for (int i = 0; i < s.Length;)
         {
-            int m = freeze != null ? MatchUserDefined(s[i..]) : 0;
-            if (m > 0) freeze![n] = true;
+            int m = sym.Freeze != null ? MatchUserDefined(s[i..]) : 0;
+            if (m > 0) sym.Freeze![n] = true;
             else m = char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]) ? 2 : 1;
-            start[n] = i;
-            len[n] = m;
+            sym.Start[n] = i;
+            sym.Len[n] = m;
             n++;
             i += m;
         }
-        var prev = new int[n];
-        var next = new int[n];
-        for (int i = 0; i < n; i++) { prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; }
+        for (int i = 0; i < n; i++) { sym.Prev[i] = i - 1; sym.Next[i] = i + 1 < n ? i + 1 : -1; }
 
-        var agenda = new PriorityQueue<(int Left, int Right, int Size), (float, int)>(n, AgendaOrder);
+        var agenda = new BpeAgenda(2 * n);
         Dictionary<string, (string, string)>? revMerge = hasUnused ? new(StringComparer.Ordinal) : null;
+        for (int i = 0; i + 1 < n; i++) AddPair(i, i + 1, s, ref sym, ref agenda, revMerge);
 
-        void AddPair(int left, int right, ReadOnlySpan<char> text)
+        while (agenda.TryPop(out var top))
         {
-            if (left < 0 || right < 0) return;
-            if (freeze != null && (freeze[left] || freeze[right])) return;
-            int size = len[left] + len[right];
-            var piece = text.Slice(start[left], size);
-            if (!mergeableLookup.TryGetValue(piece, out int id)) return;
-            agenda.Enqueue((left, right, size), (scores[id], left));
-            if (revMerge != null && types[id] == PieceType.Unused)
-                revMerge[piece.ToString()] = (text.Slice(start[left], len[left]).ToString(), text.Slice(start[right], len[right]).ToString());
-        }
-
-        for (int i = 0; i + 1 < n; i++) AddPair(i, i + 1, s);
-
-        while (agenda.TryDequeue(out var top, out _))
-        {
+            int left = top.Left, right = top.Right;
             // Skip entries made stale by earlier merges.
-            if (len[top.Left] == 0 || len[top.Right] == 0 || len[top.Left] + len[top.Right] != top.Size) continue;
-            len[top.Left] = top.Size;
-            len[top.Right] = 0;
-            next[top.Left] = next[top.Right];
-            if (next[top.Right] >= 0) prev[next[top.Right]] = top.Left;
-            AddPair(prev[top.Left], top.Left, s);
-            AddPair(top.Left, next[top.Left], s);
+            if (sym.Len[left] == 0 || sym.Len[right] == 0 || sym.Len[left] + sym.Len[right] != top.Size) continue;
+            sym.Len[left] = top.Size;
+            sym.Len[right] = 0;
+            int after = sym.Next[right];
+            sym.Next[left] = after;
+            if (after >= 0) sym.Prev[after] = left;
+            AddPair(sym.Prev[left], left, s, ref sym, ref agenda, revMerge);
+            AddPair(left, after, s, ref sym, ref agenda, revMerge);
         }
 
-        for (int i = 0; i >= 0 && i < n; i = next[i])
-            Resegment(s.Slice(start[i], len[i]), output, revMerge);
+        for (int i = 0; i >= 0 && i < n; i = sym.Next[i])
+            Resegment(s.Slice(sym.Start[i], sym.Len[i]), output, revMerge);
+    }
+
+    /// <summary>Queues the merge of two adjacent symbols if their concatenation is a piece.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void AddPair(int left, int right, ReadOnlySpan<char> s, ref BpeSymbols sym, ref BpeAgenda agenda,
+        Dictionary<string, (string, string)>? revMerge)
+    {
+        if (left < 0 || right < 0) return;
+        if (sym.Freeze != null && (sym.Freeze[left] || sym.Freeze[right])) return;
+        int size = sym.Len[left] + sym.Len[right];
+        var piece = s.Slice(sym.Start[left], size);
+        if (!mergeableLookup.TryGetValue(piece, out int id)) return;
+        agenda.Push(scores[id], left, right, size);
+        if (revMerge != null && types[id] == PieceType.Unused)
+            revMerge[piece.ToString()] = (s.Slice(sym.Start[left], sym.Len[left]).ToString(), s.Slice(sym.Start[right], sym.Len[right]).ToString());
     }
 
     /// <summary>Emits one final symbol; unused pieces are split back into the pieces they were merged from.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Resegment(ReadOnlySpan<char> w, List<int> output, Dictionary<string, (string, string)>? revMerge)
     {
         int id = PieceToId(w);

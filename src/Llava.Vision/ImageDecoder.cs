@@ -49,6 +49,10 @@ public static class ImageDecoder
         if (data.IsEmpty) throw new ImageDecodeException(name, "empty image data");
         if (data.Length > limits.MaxEncodedBytes)
             throw new ImageDecodeException(name, $"encoded image is {data.Length} bytes, over the {limits.MaxEncodedBytes}-byte limit");
+        if (ImageHeader.TryReadSize(data, out var headerFormat, out long hw, out long hh)
+            && (hw > limits.MaxSide || hh > limits.MaxSide || hw * hh > limits.MaxPixels))
+            throw new ImageDecodeException(name,
+                $"{headerFormat} header claims {hw}x{hh} pixels ({hw * hh / 1e6:0.#} megapixels), over the limit of {limits.MaxPixels / 1e6:0.#} megapixels / {limits.MaxSide} pixels per side");
         try
         {
             using var skData = SKData.CreateCopy(data);

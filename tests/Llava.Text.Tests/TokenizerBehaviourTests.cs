@@ -152,12 +152,18 @@ public class TokenizerBehaviourTests
         string[] words = ["the", "image", "shows", "a", "man", "ironing", "clothes", "on", "the", "back", "of", "a", "yellow", "taxi", "🙂", "中文", "\n", "1234", "—", "naïve"];
         while (sb.Length < 2000) sb.Append(words[rng.Next(words.Length)]).Append(' ');
         var text = "A chat. USER: <image>\n" + sb.ToString()[..2000] + " ASSISTANT:";
-        for (int i = 0; i < 20; i++) Hf.Encode(text);   // warm-up
-        var sw = Stopwatch.StartNew();
-        const int runs = 50;
-        for (int i = 0; i < runs; i++) Hf.Encode(text);
-        double ms = sw.Elapsed.TotalMilliseconds / runs;
-        Assert.True(ms < 10, $"encoding took {ms:F2} ms");
+        for (int i = 0; i < 100; i++) Hf.Encode(text);   // warm-up (lets the JIT tier up)
+        // Median of individually timed runs: robust against other processes sharing the CPU.
+        var times = new double[60];
+        for (int i = 0; i < times.Length; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            Hf.Encode(text);
+            times[i] = sw.Elapsed.TotalMilliseconds;
+        }
+        Array.Sort(times);
+        double median = times[times.Length / 2];
+        Assert.True(median < 10, $"encoding took {median:F2} ms (median)");
         Assert.Equal(text, Hf.Decode(Hf.Encode(text), skipSpecialTokens: false)[4..].Replace(" <image> ", "<image>"));
     }
 }

@@ -133,8 +133,7 @@ public sealed class LlavaModel : IDisposable
         var language = new LlamaModel(lm, "model.", "lm_head.weight", config.Text);
         lm.ThrowIfProblems("the language model");
 
-        var tokenizer = LlamaTokenizer.FromDirectory(projectorOnly ? options.ModelBase! : dir);
-        AddLlavaTokens(tokenizer, config);
+        var tokenizer = AddLlavaTokens(LlamaTokenizer.FromDirectory(projectorOnly ? options.ModelBase! : dir), config);
         var processor = LoadProcessor(config.VisionTowerPath!, config.Vision);
         progress?.Invoke(4, 4, "ready");
         return new LlavaModel(config, vision, projector, language, tokenizer, processor, files, CheckpointSummary.Of(files, lm, tower));
@@ -144,10 +143,11 @@ public sealed class LlavaModel : IDisposable
         depth == 0 ? [] : depth == 1 ? [prefix] : Enumerable.Range(0, depth).Select(i => $"{prefix}.{2 * i}").ToArray();
 
     /// <summary>LLaVA's builder adds &lt;im_patch&gt; and &lt;im_start&gt;/&lt;im_end&gt; after loading, per config.</summary>
-    static void AddLlavaTokens(LlamaTokenizer tokenizer, LlavaConfig config)
+    static LlamaTokenizer AddLlavaTokens(LlamaTokenizer tokenizer, LlavaConfig config)
     {
-        //PENDING-TOKENIZER if (config.MmUseImPatchToken) tokenizer.AddSpecialToken("<im_patch>");
-        //PENDING-TOKENIZER if (config.MmUseImStartEnd) { tokenizer.AddSpecialToken("<im_start>"); tokenizer.AddSpecialToken("<im_end>"); }
+        if (config.MmUseImPatchToken) tokenizer = tokenizer.WithAddedTokens("<im_patch>");
+        if (config.MmUseImStartEnd) tokenizer = tokenizer.WithAddedTokens("<im_start>", "<im_end>");
+        return tokenizer;
     }
 
     static ClipImageProcessor LoadProcessor(string dir, ClipVisionConfig vision)
