@@ -74,7 +74,7 @@ internal static class ChatCommand
                         finish_reason = result.Finish.ToString().ToLowerInvariant(),
                         conv_mode = templateName,
                         model = model.Config.ModelName,
-                    }, new JsonSerializerOptions { WriteIndented = true }));
+                    }, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
                 else Console.WriteLine();
                 if (r.GetValue(verbose)) PrintStats(result, session);
                 return result.Finish == FinishReason.ContextFull ? 1 : 0;

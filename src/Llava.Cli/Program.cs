@@ -1,7 +1,14 @@
 using System.CommandLine;
 using Llava.Cli;
+using Spectre.Console;
 
-if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 4096;
+
+// Piped or redirected output (scripts, logs): plain text, no colours, no wrapping at 80 columns.
+if (Console.IsOutputRedirected || Environment.GetEnvironmentVariable("NO_COLOR") is { Length: > 0 })
+{
+    AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings { Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Out = new AnsiConsoleOutput(Console.Out) });
+    AnsiConsole.Profile.Width = 4096;
+}
 var root = new RootCommand("llava: LLaVA (CLIP + projector + LLaMA) in .NET: chat about images, inspect and dump checkpoints.");
 root.Subcommands.Add(ChatCommand.Create());
 root.Subcommands.Add(DumpCommand.Create());

@@ -121,11 +121,12 @@ public static unsafe class Workers
     {
         readonly ManualResetEventSlim wake = new(false, spinCount: 1);
         int sleeping;
-        int go;   // generation this worker was last asked to run
+        int go;                 // generation this worker was last asked to run
+        readonly int initialGo; // captured before the thread starts: a Start() racing with thread start-up is not lost
 
         public Worker(int index)
         {
-            go = Volatile.Read(ref generation);
+            go = initialGo = Volatile.Read(ref generation);
             var t = new Thread(Loop) { IsBackground = true, Name = "Llava.Tensors worker " + index };
             t.Start();
         }
@@ -139,7 +140,7 @@ public static unsafe class Workers
 
         void Loop()
         {
-            int seen = Volatile.Read(ref go);
+            int seen = initialGo;
             long spinTicks = Stopwatch.Frequency * SpinMicroseconds / 1_000_000;
             while (true)
             {

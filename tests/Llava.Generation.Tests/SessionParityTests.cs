@@ -9,7 +9,7 @@ namespace Llava.Tests;
 /// Greedy ids must be identical up to the first step whose recorded top-1/top-2 gap is below our logits error
 /// (a flip there is rounding, not a bug): we use a 1e-3 absolute gap bound, far above the ~1e-5 differences measured.
 /// </summary>
-public sealed class SessionParityTests(TinyModels models) : IClassFixture<TinyModels>
+public sealed class SessionParityTests(TinyModels models, ITestOutputHelper output) : IClassFixture<TinyModels>
 {
     const double Tolerance = 1e-4;
     const float GapBound = 1e-3f;
@@ -24,7 +24,9 @@ public sealed class SessionParityTests(TinyModels models) : IClassFixture<TinyMo
         var session = new LlavaSession(models.Hf);
         var images = c.Image is null ? new List<ImageFeatures>() : [session.EncodePixels(c.Tensor("pixel_values"))];
         var logits = session.Prefill(c.InputIdsHf, images, 8);
-        Assert.InRange(Numerics.RelativeError(logits, c.Tensor("logits_last")), 0, Tolerance);
+        double err = Numerics.RelativeError(logits, c.Tensor("logits_last"));
+        output.WriteLine($"{id} hf logits rel err {err:E2}");
+        Assert.InRange(err, 0, Tolerance);
         var ids = session.Generate(new GenerationOptions { Temperature = 0, MaxNewTokens = 16, StopAtEos = false }).Select(t => t.Id).ToArray();
         AssertGreedyMatches(c.GreedyIds, c.GreedyGaps, ids);
     }
@@ -38,10 +40,12 @@ public sealed class SessionParityTests(TinyModels models) : IClassFixture<TinyMo
         var session = new LlavaSession(models.Original);
         var images = c.Image is null ? new List<ImageFeatures>() : [session.EncodePixels(c.Tensor("pixel_values"))];
         var logits = session.Prefill(c.InputIdsOriginal!, images, 8);
-        Assert.InRange(Numerics.RelativeError(logits, c.Tensor("original_code_logits_last")), 0, Tolerance);
+        double err = Numerics.RelativeError(logits, c.Tensor("original_code_logits_last"));
+        output.WriteLine($"{id} original logits rel err {err:E2}");
+        Assert.InRange(err, 0, Tolerance);
         var ids = session.Generate(new GenerationOptions { Temperature = 0, MaxNewTokens = 16, StopAtEos = false }).Select(t => t.Id).ToArray();
-        // original_code greedy gaps are not recorded per step; the first token's gap is the last logits row's.
-        Assert.Equal(c.OriginalGreedyIds[0], ids[0]);
+        // LLaVA's code records no per-step gaps for its greedy run; at our ~1e-6 logits error every step matched.
+        Assert.Equal(c.OriginalGreedyIds, ids);
     }
 
     [Theory]
@@ -58,16 +62,17 @@ public sealed class SessionParityTests(TinyModels models) : IClassFixture<TinyMo
     [MemberData(nameof(ReferenceCase.ImageCaseIds), MemberType = typeof(ReferenceCase))]
     public void ImageFile_ThroughPreprocessing_MatchesReferenceLogits(string id)
     {
-        // From the image file, not the reference pixels: includes decoding and CLIP preprocessing. JPEG decoders
-        // differ slightly (libjpeg-turbo vs Skia), so the JPEG case gets the pixel-level difference's share.
+        // From the image file, not the reference pixels: includes decoding and CLIP preprocessing.
         var c = ReferenceCase.Get(id);
         var session = new LlavaSession(models.Hf);
         var aspect = c.Preprocess == "pad" ? ImageAspectMode.Pad : ImageAspectMode.Original;
         var image = ImageDecoder.Decode(Fixtures.TinyPath(c.Image!.Split('/')));
         var features = session.EncodeImage(image, aspect);
         var logits = session.Prefill(c.InputIdsHf, [features], 8);
-        double bound = c.Image.EndsWith(".png") ? Tolerance : 2e-2;
-        Assert.InRange(Numerics.RelativeError(logits, c.Tensor("logits_last")), 0, bound);
+        // Skia's libjpeg-turbo decodes this JPEG bit-identically to PIL's (measured in Llava.Vision.Tests), so the same bound holds.
+        double err = Numerics.RelativeError(logits, c.Tensor("logits_last"));
+        output.WriteLine($"{id} from file: logits rel err {err:E2}");
+        Assert.InRange(err, 0, Tolerance);
     }
 
     [Fact]
