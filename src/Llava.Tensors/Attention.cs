@@ -1,4 +1,5 @@
 // Contract: scaled dot-product attention with grouped-query heads and optional causal mask; f32 online softmax, SIMD, all workers, allocation-free.
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 namespace Llava.Tensors;
 
@@ -48,6 +49,7 @@ public static unsafe partial class Attention
         public int Tokens, KvLen, Heads, KvHeads, HeadDim, Group, BlockTokens, QueryOffset;
         public float Scale; public bool Causal;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
             int maxRows = BlockTokens * Group;
@@ -61,6 +63,7 @@ public static unsafe partial class Attention
                 }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Block(int t0, int t1, int g, float* s, float* acc, float* ml)
         {
             int d = HeadDim, rows = (t1 - t0) * Group;
@@ -130,6 +133,7 @@ public static unsafe partial class Attention
     }
 
     /// <summary>x[i] = exp(x[i] - max) in place; returns the sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static float ExpShifted(float* x, int n, float max)
     {
         int i = 0;

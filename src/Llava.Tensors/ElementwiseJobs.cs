@@ -1,4 +1,5 @@
 // Contract: internal plumbing that applies a unary/binary per-element operator over a span with SIMD and all workers.
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Llava.Tensors;
@@ -44,6 +45,7 @@ internal static unsafe class ElementwiseJobs
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void UnaryLoop<TOp>(float* p, int n) where TOp : struct, IUnaryOp
     {
         int i = 0;
@@ -54,6 +56,7 @@ internal static unsafe class ElementwiseJobs
         for (; i < n; i++) p[i] = TOp.Apply(p[i]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BinaryLoop<TOp>(float* y, float* x, int n) where TOp : struct, IBinaryOp
     {
         int i = 0;

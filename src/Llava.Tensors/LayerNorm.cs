@@ -1,4 +1,5 @@
 // Contract: LayerNorm over rows with biased variance (as torch): y = (x - mean)/sqrt(var + eps) · w + b, f32, SIMD, multi-threaded.
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Llava.Tensors;
@@ -20,6 +21,7 @@ public static unsafe partial class LayerNorm
     struct Job : IParallelJob
     {
         public float* Y, X, W, B; public int Cols; public float Eps;
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
             for (int r = start; r < end; r++)

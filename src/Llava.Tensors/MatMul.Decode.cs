@@ -21,6 +21,7 @@ public static unsafe partial class MatMul
     {
         public float* Y, X, Bias; public void* W; public DType DType; public int Rows, Cols;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
             int r0 = start * DecodeRowsPerItem, r1 = Math.Min(Rows, end * DecodeRowsPerItem);
@@ -38,6 +39,7 @@ public static unsafe partial class MatMul
     }
 
     /// <summary>Σ bf16(w[i]) · x[i]; bf16 → f32 is the 16-bit left shift of the bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float DotBF16(ushort* w, float* x, int n)
     {
         int i = 0;
@@ -69,6 +71,7 @@ public static unsafe partial class MatMul
     }
 
     /// <summary>Σ f16(w[i]) · x[i], converting in registers (<see cref="HalfToSingle(Vector512{uint})"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float DotF16(ushort* w, float* x, int n)
     {
         int i = 0;

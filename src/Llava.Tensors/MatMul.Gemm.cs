@@ -14,7 +14,7 @@ public static unsafe partial class MatMul
     const int Mr = 6;
     const int Kc = 256;
     const int PanelsPerBlock = 8;       // Nc = 8·Nr: each x tile loaded into L1 is reused across 8 panels
-    const int TokenChunk = 16 * Mr;     // tokens per item: keeps items plentiful for load balance and y tile in L2
+    const int TokenChunk = 32 * Mr;     // tokens per item: amortizes packing over 192 tokens, keeps items plentiful, y tile in L2
 
     static void Gemm(float* y, float* x, DType dtype, void* w, int n, int k, float* bias, int tokens, bool accumulate)
     {
@@ -42,6 +42,7 @@ public static unsafe partial class MatMul
         public float* Y, X, Bias; public void* W; public DType DType;
         public int N, K, Tokens, Nr, Nc, RowBlocks; public bool Accumulate, Wide;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
             int kcMax = Math.Min(Kc, Math.Max(1, K));
@@ -82,6 +83,7 @@ public static unsafe partial class MatMul
         }
 
         // Widens W[o0 .. o0+rows, k0 .. k0+kc) to f32 and stores it as panels of Nr rows, k-major; missing rows are 0.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Pack(float* packed, float* row, int o0, int rows, int k0, int kc)
         {
             int panels = (rows + Nr - 1) / Nr;
@@ -102,6 +104,7 @@ public static unsafe partial class MatMul
         }
 
         // y[t .. t+mr, o .. o+cols) (+)= x[t .. t+mr, k0 .. k0+kc) · panelᵀ.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Tile(int mr, int t, int o, int cols, float* panel, int k0, int kc, bool add, float* tile)
         {
             float* x = X + (long)t * K + k0;
@@ -139,6 +142,7 @@ public static unsafe partial class MatMul
         Vector256.Store(c0, d); Vector256.Store(c1, d + 8);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Kernel256x6(float* x, int ldx, float* p, int kc, float* d, int ldd, bool add, float* bias)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
@@ -159,6 +163,7 @@ public static unsafe partial class MatMul
         Store256(d + 4 * ldd, c40, c41, add, bias); Store256(d + 5 * ldd, c50, c51, add, bias);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Kernel256x1(float* x, float* p, int kc, float* d, bool add, float* bias)
     {
         Vector256<float> c0 = default, c1 = default;
@@ -178,6 +183,7 @@ public static unsafe partial class MatMul
         Vector512.Store(c0, d); Vector512.Store(c1, d + 16);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Kernel512x6(float* x, int ldx, float* p, int kc, float* d, int ldd, bool add, float* bias)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
@@ -198,6 +204,7 @@ public static unsafe partial class MatMul
         Store512(d + 4 * ldd, c40, c41, add, bias); Store512(d + 5 * ldd, c50, c51, add, bias);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Kernel512x1(float* x, float* p, int kc, float* d, bool add, float* bias)
     {
         Vector512<float> c0 = default, c1 = default;
@@ -213,6 +220,7 @@ public static unsafe partial class MatMul
     struct SimpleGemmJob : IParallelJob
     {
         public float* Y, X, Bias; public WeightMatrix W; public int Tokens; public bool Accumulate;
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
             int n = W.Rows, k = W.Cols;

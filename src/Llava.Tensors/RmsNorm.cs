@@ -1,4 +1,5 @@
 // Contract: LLaMA RMSNorm over rows: y = x · 1/sqrt(mean(x²) + eps) · w, f32, SIMD, rows split across workers.
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Llava.Tensors;
@@ -21,6 +22,7 @@ public static unsafe partial class RmsNorm
     struct Job : IParallelJob
     {
         public float* Y, X, W; public int Cols; public float Eps;
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
             for (int r = start; r < end; r++)

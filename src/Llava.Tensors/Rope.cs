@@ -1,4 +1,5 @@
 // Contract: rotary position embedding, HF LLaMA rotate_half convention (not interleaved), in place, SIMD, multi-threaded.
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Llava.Tensors;
@@ -26,6 +27,7 @@ public static unsafe partial class Rope
     struct Job : IParallelJob
     {
         public float* X, Cos, Sin; public int Heads, HeadDim;
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
             int half = HeadDim / 2;

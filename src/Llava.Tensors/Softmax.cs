@@ -1,4 +1,5 @@
 // Contract: in-place row-wise softmax, max-subtracted, f32, SIMD, multi-threaded; all -inf row → NaN, NaN anywhere in a row → row NaN (as torch).
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Llava.Tensors;
@@ -20,6 +21,7 @@ public static unsafe partial class Softmax
     }
 
     /// <summary>Softmax of one row in place (used by attention too).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Row(float* x, int n)
     {
         float max = VecOps.Max(x, n);

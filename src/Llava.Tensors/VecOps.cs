@@ -7,6 +7,7 @@ namespace Llava.Tensors;
 /// <summary>Single-threaded vector primitives over raw pointers (callers pin). Each dispatches on <see cref="Simd.Width"/>.</summary>
 internal static unsafe class VecOps
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot(float* a, float* b, int n)
     {
         int i = 0;
@@ -38,6 +39,7 @@ internal static unsafe class VecOps
         return s;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Sum(float* a, int n)
     {
         int i = 0;
@@ -59,6 +61,7 @@ internal static unsafe class VecOps
     }
 
     /// <summary>Σ (a[i] - c)².</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float SumSquaresCentered(float* a, int n, float c)
     {
         int i = 0;
@@ -80,6 +83,7 @@ internal static unsafe class VecOps
     }
 
     /// <summary>Max with NaN propagation (any NaN gives NaN); -inf for n == 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Max(float* a, int n)
     {
         int i = 0;
@@ -127,6 +131,7 @@ internal static unsafe class VecOps
     }
 
     /// <summary>y *= a.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Scale(float* y, float a, int n)
     {
         int i = 0;
