@@ -1,0 +1,71 @@
+using System.Runtime.InteropServices;
+using Llava.Tensors;
+
+namespace Llava.Bench;
+
+/// <summary>
+/// The hot kernels at LLaVA-1.5-7B shapes. Decode (tokens = 1) is memory-bound: report GB/s of weights streamed.
+/// Prefill / image encoding are compute-bound: report GFLOP/s (2·rows·cols·tokens per matmul).
+/// </summary>
+static unsafe class KernelBench
+{
+    public static void Run(BenchOptions o)
+    {
+        Console.WriteLine("matmul: weights (rows x cols), dtype, tokens -> median time, throughput");
+        foreach (var (rows, cols) in new[] { (4096, 4096), (11008, 4096), (4096, 11008) })
+            foreach (var dtype in new[] { DType.BF16, DType.F16, DType.F32 })
+            {
+                long bytes = (long)rows * cols * dtype.Size();
+                void* w = NativeMemory.AlignedAlloc((nuint)bytes, 64);
+                try
+                {
+                    Fill((byte*)w, bytes, dtype);
+                    var m = new WeightMatrix(dtype, rows, cols, w);
+                    foreach (int tokens in new[] { 1, 64, 577 })
+                    {
+                        var x = Random(tokens * cols);
+                        var y = new float[tokens * rows];
+                        double s = Stats.Median(tokens == 1 ? o.Runs * 4 : o.Runs, () => MatMul.Forward(y, x, m, default, tokens));
+                        string rate = tokens == 1 ? $"{bytes / s / 1e9,7:F1} GB/s" : $"{2.0 * rows * cols * tokens / s / 1e9,7:F1} GFLOP/s";
+                        Console.WriteLine($"  {rows,5} x {cols,-5} {dtype,-4} tokens {tokens,4}: {s * 1e3,9:F2} ms  {rate}");
+                    }
+                }
+                finally { NativeMemory.AlignedFree(w); }
+            }
+
+        Console.WriteLine("attention (decode, 32 heads x 128, one query over the cache):");
+        foreach (int kv in new[] { 512, 2048 })
+        {
+            var q = Random(32 * 128);
+            var k = Random(kv * 32 * 128);
+            var v = Random(kv * 32 * 128);
+            var outp = new float[32 * 128];
+            double s = Stats.Median(o.Runs * 4, () => Attention.Forward(outp, q, k, v, 1, kv, 32, 32, 128, 0.088f, true, kv - 1));
+            Console.WriteLine($"  kv {kv,5}: {s * 1e3,8:F3} ms  {2.0 * kv * 32 * 128 * 4 / s / 1e9,6:F1} GB/s of K+V");
+        }
+    }
+
+    static float[] Random(int n)
+    {
+        var r = new Random(1);
+        var a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float)(r.NextDouble() * 2 - 1);
+        return a;
+    }
+
+    static void Fill(byte* p, long bytes, DType dtype)
+    {
+        var r = new Random(2);
+        long n = bytes / dtype.Size();
+        for (long i = 0; i < n; i++)
+        {
+            float f = (float)(r.NextDouble() * 0.1 - 0.05);
+            switch (dtype)
+            {
+                case DType.F32: ((float*)p)[i] = f; break;
+                case DType.F16: ((Half*)p)[i] = (Half)f; break;
+                case DType.BF16: ((ushort*)p)[i] = DTypeConvert.F32ToBF16(f); break;
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+// Llava.Bench: measured, not guessed. Medians of several runs; states the machine.
+//   dotnet run -c Release --project bench/Llava.Bench -- kernels [--threads N] [--runs R]
+//   dotnet run -c Release --project bench/Llava.Bench -- model --model DIR [--image FILE] [--threads N] [--runs R]
+using System.Diagnostics;
+using System.Runtime.Intrinsics;
+using Llava.Bench;
+using Llava.Tensors;
+
+var opts = BenchOptions.Parse(args);
+if (opts.Threads is int t) Workers.SetThreadCount(t);
+Console.WriteLine($"machine: {Environment.ProcessorCount} logical cores, {Workers.ThreadCount} threads used, " +
+    $"Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, Vector256 {(Vector256.IsHardwareAccelerated ? "yes" : "no")}, .NET {Environment.Version}");
+switch (opts.Mode)
+{
+    case "kernels": KernelBench.Run(opts); break;
+    case "model": ModelBench.Run(opts); break;
+    default:
+        Console.Error.WriteLine("usage: Llava.Bench kernels|model [--model DIR] [--image FILE] [--threads N] [--runs R]");
+        return 2;
+}
+return 0;
