@@ -16,12 +16,15 @@ public static unsafe partial class MatMul
     const int PanelsPerBlock = 8;       // Nc = 8·Nr: each x tile loaded into L1 is reused across 8 panels
     const int TokenChunk = 32 * Mr;     // tokens per item: amortizes packing over 192 tokens, keeps items plentiful, y tile in L2
 
-    static void Gemm(float* y, float* x, DType dtype, void* w, int n, int k, float* bias, int tokens, bool accumulate)
+    // quant: a ggml block type when W is quantized (dtype is then ignored); Pack dequantizes whole blocks (Kc is a multiple of 256).
+    static void Gemm(float* y, float* x, DType dtype, void* w, int n, int k, float* bias, int tokens, bool accumulate, GgmlType quant = GgmlType.F32)
     {
         int width = Simd.Width;
+        bool quantized = quant != GgmlType.F32;
         if (width == 0)
         {
-            var simple = new SimpleGemmJob { Y = y, X = x, W = new WeightMatrix(dtype, n, k, w), Bias = bias, Tokens = tokens, Accumulate = accumulate };
+            var matrix = quantized ? new WeightMatrix(quant, n, k, w) : new WeightMatrix(dtype, n, k, w);
+            var simple = new SimpleGemmJob { Y = y, X = x, W = matrix, Bias = bias, Tokens = tokens, Accumulate = accumulate };
             Workers.Run(ref simple, n, 4);
             return;
         }
@@ -32,6 +35,7 @@ public static unsafe partial class MatMul
         {
             Y = y, X = x, W = w, DType = dtype, N = n, K = k, Bias = bias, Tokens = tokens, Accumulate = accumulate,
             Nr = nr, Nc = nc, RowBlocks = rowBlocks, Wide = width == 512,
+            Quant = quant, RowBytes = quantized ? GgmlTypeInfo.RowBytes(quant, k) : 0,
         };
         // An item is ≥ Nc·TokenChunk·Kc·2 flops once k ≥ Kc; split whenever there are two of them.
         Workers.Run(ref job, rowBlocks * tokenChunks, 1);
@@ -41,6 +45,7 @@ public static unsafe partial class MatMul
     {
         public float* Y, X, Bias; public void* W; public DType DType;
         public int N, K, Tokens, Nr, Nc, RowBlocks; public bool Accumulate, Wide;
+        public GgmlType Quant; public long RowBytes;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
@@ -93,7 +98,12 @@ public static unsafe partial class MatMul
                 if (r >= rows) { for (int kk = 0; kk < kc; kk++) dst[kk * Nr] = 0; continue; }
                 float* src;
                 long offset = (long)(o0 + r) * K + k0;
-                switch (DType)
+                if (Quant != GgmlType.F32)
+                {
+                    DequantizeSlice(Quant, (byte*)W + (o0 + r) * RowBytes, k0, kc, row);
+                    src = row;
+                }
+                else switch (DType)
                 {
                     case DType.F32: src = (float*)W + offset; break;
                     case DType.BF16: DTypeConvert.BF16ToF32(new ReadOnlySpan<ushort>((ushort*)W + offset, kc), new Span<float>(row, kc)); src = row; break;

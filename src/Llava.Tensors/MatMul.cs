@@ -1,4 +1,4 @@
-// Contract: y = x · Wᵀ (+ bias) for F32/F16/BF16 weights, and f32 NT GEMM on activations; SIMD, all workers, no per-call allocation.
+// Contract: y = x · Wᵀ (+ bias) for F32/F16/BF16 and ggml-quantized weights, and f32 NT GEMM on activations; SIMD, all workers, no per-call allocation.
 namespace Llava.Tensors;
 
 /// <summary>
@@ -17,7 +17,8 @@ public static unsafe partial class MatMul
         if (tokens == 0 || w.Rows == 0) return;
         fixed (float* py = y) fixed (float* px = x) fixed (float* pb = bias)
         {
-            if (tokens == 1) Decode(py, px, w, bias.IsEmpty ? null : pb);
+            if (w.IsQuantized) QuantizedForward(py, px, w, bias.IsEmpty ? null : pb, tokens);   // MatMul.Quantized.cs
+            else if (tokens == 1) Decode(py, px, w, bias.IsEmpty ? null : pb);
             else Gemm(py, px, w.DType, w.Data, w.Rows, w.Cols, bias.IsEmpty ? null : pb, tokens, accumulate: false);
         }
     }

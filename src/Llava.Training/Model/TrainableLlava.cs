@@ -1,0 +1,324 @@
+using System.Numerics.Tensors;
+using Llava.Formats;
+using Llava.Models.Llama;
+using Llava.Models.Llava;
+using Llava.Models.Loading;
+using Llava.Tensors;
+using Llava.Training.Optim;
+
+namespace Llava.Training.Model;
+
+/// <summary>
+/// LLaVA with gradients: frozen CLIP tower (as LLaVA trains it), projector and LLaMA with f32 trainable copies of
+/// whatever the mode trains (frozen weights stay memory-mapped). Parameter names follow the original LLaVA layout
+/// (model.mm_projector.0.weight, model.layers.N..., lm_head.weight) whatever layout the checkpoint uses.
+/// Loss = mean cross-entropy over all supervised shifted positions of the batch, as LlavaLlamaForCausalLM computes it.
+/// </summary>
+public sealed class TrainableLlava : IDisposable
+{
+    public LlavaModel Frozen { get; }
+    public LlamaConfig Config { get; }
+    public TrainingMode Mode { get; }
+    readonly ITensorFile weights;
+    readonly Func<string, string> storedName;
+    readonly List<Parameter> parameters = new();
+
+    readonly Parameter? embed;              // (V, H)
+    readonly WeightMatrix embedFrozen;
+    readonly TrainableLlamaLayer[] layers;
+    readonly Parameter? finalNorm;
+    readonly float[] finalNormFrozen;
+    readonly TrainableLinear lmHead;
+    readonly TrainableLinear[] projector;   // linear, or mlpNx_gelu
+    readonly RotaryEmbedding rope;
+
+    /// <summary>Recompute each layer's activations during the backward instead of keeping them (bounds memory).</summary>
+    public bool GradientCheckpointing { get; set; }
+
+    public IReadOnlyList<Parameter> Parameters => parameters;
+
+    public TrainableLlava(LlavaModel frozen, TrainingMode mode, LoraOptions? lora = null, int seed = 0)
+    {
+        Frozen = frozen;
+        Mode = mode;
+        Config = frozen.Config.Text;
+        var cfg = frozen.Config;
+        weights = CheckpointFiles.OpenDirectory(cfg.ModelDirectory);
+        bool hf = cfg.Layout == CheckpointLayout.HuggingFace;
+        bool legacyHf = hf && weights.Contains("language_model.model.embed_tokens.weight");
+        storedName = n => !hf ? n
+            : n.StartsWith("model.mm_projector.") ? (legacyHf ? "multi_modal_projector.linear_" : "model.multi_modal_projector.linear_") + (int.Parse(n.Split('.')[2]) / 2 + 1) + "." + n.Split('.')[3]
+            : n == "lm_head.weight" ? (legacyHf ? "language_model.lm_head.weight" : "lm_head.weight")
+            : (legacyHf ? "language_model." : "model.language_model.") + (legacyHf ? n : n["model.".Length..]);
+
+        bool trainLm = mode == TrainingMode.Finetune;
+        var c = Config;
+        int h = c.HiddenSize, qd = c.NumHeads * c.HeadDim, kvd = c.NumKvHeads * c.HeadDim, ff = c.IntermediateSize;
+        var rng = new Random(seed);
+
+        embed = trainLm ? Param("model.embed_tokens.weight", [c.VocabSize, h]) : null;
+        embedFrozen = embed?.AsMatrix(c.VocabSize, h) ?? Matrix("model.embed_tokens.weight", c.VocabSize, h);
+        layers = new TrainableLlamaLayer[c.NumLayers];
+        for (int l = 0; l < c.NumLayers; l++)
+        {
+            string p = $"model.layers.{l}.";
+            TrainableLinear Lin(string name, int inF, int outF)
+            {
+                var lin = Linear(p + name, inF, outF, trainLm, bias: false);
+                if (mode == TrainingMode.Lora)
+                {
+                    var o = lora ?? new LoraOptions();
+                    lin.Lora = LoraAdapter.Create(p + name, inF, outF, o.Rank, o.Alpha, o.Dropout, rng);
+                    parameters.Add(lin.Lora.A);
+                    parameters.Add(lin.Lora.B);
+                }
+                return lin;
+            }
+            var inNorm = trainLm ? Param(p + "input_layernorm.weight", [h]) : null;
+            var q = Lin("self_attn.q_proj", h, qd);
+            var k = Lin("self_attn.k_proj", h, kvd);
+            var v = Lin("self_attn.v_proj", h, kvd);
+            var o = Lin("self_attn.o_proj", qd, h);
+            var postNorm = trainLm ? Param(p + "post_attention_layernorm.weight", [h]) : null;
+            var gate = Lin("mlp.gate_proj", h, ff);
+            var up = Lin("mlp.up_proj", h, ff);
+            var down = Lin("mlp.down_proj", ff, h);
+            layers[l] = new TrainableLlamaLayer(c, inNorm, inNorm is null ? Vector(p + "input_layernorm.weight") : [], postNorm,
+                postNorm is null ? Vector(p + "post_attention_layernorm.weight") : [], q, k, v, o, gate, up, down);
+        }
+        finalNorm = trainLm ? Param("model.norm.weight", [h]) : null;
+        finalNormFrozen = finalNorm is null ? Vector("model.norm.weight") : [];
+        string head = weights.Contains(storedName("lm_head.weight")) ? "lm_head.weight" : "model.embed_tokens.weight";
+        lmHead = Linear(head, h, c.VocabSize, trainLm, bias: false, asName: "lm_head.weight");
+
+        int depth = cfg.ProjectorDepth;
+        projector = new TrainableLinear[depth];
+        for (int i = 0; i < depth; i++)
+        {
+            string name = depth == 1 ? "model.mm_projector" : $"model.mm_projector.{2 * i}";
+            projector[i] = Linear(name, i == 0 ? cfg.Vision.HiddenSize : h, h, train: true, bias: true);
+        }
+        rope = new RotaryEmbedding(c);
+        // Order: projector first, as LLaVA's named_parameters lists it after the LLM? Keep a stable, documented order.
+        parameters.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+    }
+
+    Parameter Param(string name, int[] shape)
+    {
+        var t = weights.Get(storedName(name));
+        var p = new Parameter(name, shape, t.ToFloat32());
+        parameters.Add(p);
+        return p;
+    }
+
+    unsafe WeightMatrix Matrix(string name, int rows, int cols)
+    {
+        var t = weights.Get(storedName(name));
+        if (t.ElementCount != (long)rows * cols) throw new ModelFormatException($"{name}: shape {t.ShapeString}, expected [{rows}, {cols}]");
+        return new WeightMatrix(t.DType, rows, cols, t.Data);
+    }
+
+    float[] Vector(string name) => weights.Get(storedName(name)).ToFloat32();
+
+    TrainableLinear Linear(string name, int inF, int outF, bool train, bool bias, string? asName = null)
+    {
+        string n = asName ?? name;
+        Parameter? w = train ? Param(name + (name.EndsWith(".weight") ? "" : ".weight"), [outF, inF]) : null;
+        if (w is not null && asName is not null) { parameters.Remove(w); w = new Parameter(asName, [outF, inF], w.Data); parameters.Add(w); }
+        var frozenW = w is null ? Matrix(name + (name.EndsWith(".weight") ? "" : ".weight"), outF, inF) : default;
+        Parameter? b = bias && train ? Param(name + ".bias", [outF]) : null;
+        float[]? frozenB = bias && !train ? Vector(name + ".bias") : null;
+        return new TrainableLinear(n, inF, outF, w, frozenW, b, frozenB);
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var p in parameters) p.ZeroGrad();
+    }
+
+    /// <summary>Number of supervised (shifted) positions of an example after image expansion.</summary>
+    public int SupervisedCount(TrainingExample e) => Expand(e, out _, out var labels) is var _ ? CountShifted(labels) : 0;
+
+    static int CountShifted(int[] labels)
+    {
+        int n = 0;
+        for (int t = 1; t < labels.Length; t++) if (labels[t] != CrossEntropy.IgnoreIndex) n++;
+        return n;
+    }
+
+    /// <summary>Positions after image expansion: (token id or −1 for an image row, its image row index), and expanded labels.</summary>
+    List<(int Id, int ImageRow)> Expand(TrainingExample e, out int imageRows, out int[] labels)
+    {
+        int n = Frozen.Config.NumImageTokens;
+        var pos = new List<(int, int)>(e.InputIds.Length + n);
+        var lab = new List<int>(e.InputIds.Length + n);
+        imageRows = 0;
+        for (int i = 0; i < e.InputIds.Length; i++)
+        {
+            if (e.InputIds[i] == LlavaConfig.OriginalImageTokenIndex)
+            {
+                if (imageRows > 0) throw new ArgumentException("more than one image per example is not supported");
+                for (int r = 0; r < n; r++) { pos.Add((-1, r)); lab.Add(CrossEntropy.IgnoreIndex); }
+                imageRows = n;
+            }
+            else { pos.Add((e.InputIds[i], -1)); lab.Add(e.Labels[i]); }
+        }
+        labels = lab.ToArray();
+        return pos;
+    }
+
+    /// <summary>
+    /// Forward and backward of one example; gradients accumulate into the parameters scaled by <paramref name="lossScale"/>
+    /// (1 / supervised positions of the whole batch). Returns the example's summed loss and its supervised count.
+    /// </summary>
+    public (double LossSum, int Count) ForwardBackward(TrainingExample e, float lossScale)
+    {
+        var c = Config;
+        int h = c.HiddenSize, half = c.HeadDim / 2;
+        var positions = Expand(e, out int imageRows, out var labels);
+        int T = positions.Count;
+        if (T > Frozen.Config.ContextLength) throw new ArgumentException($"example of {T} positions exceeds the context length {Frozen.Config.ContextLength}");
+
+        // Image → projector (activations kept for its backward).
+        float[]? selected = null;
+        float[][] projIn = new float[projector.Length][];
+        float[]? projOut = null;
+        if (imageRows > 0)
+        {
+            if (e.PixelValues is null) throw new ArgumentException("the example has an image placeholder but no pixel values");
+            selected = Frozen.SelectVisionFeatures(e.PixelValues);
+            var x = selected;
+            for (int i = 0; i < projector.Length; i++)
+            {
+                if (i > 0) { projIn[i] = x.ToArray(); Activations.Gelu(x); }   // projIn[i] holds the pre-GELU values
+                else projIn[0] = x;
+                var y = new float[imageRows * h];
+                projector[i].Forward(y, i > 0 ? x : projIn[0], imageRows);
+                x = y;
+            }
+            projOut = x;
+        }
+
+        // Embeddings: text rows from the table, image rows from the projector.
+        var hidden = new float[T * h];
+        var textIds = new List<int>(T);
+        var textRows = new List<int>(T);
+        for (int t = 0; t < T; t++)
+        {
+            var (id, row) = positions[t];
+            if (id >= 0) { textIds.Add(id); textRows.Add(t); Embedding.Lookup(hidden.AsSpan(t * h, h), embedFrozen, [id]); }
+            else projOut.AsSpan(row * h, h).CopyTo(hidden.AsSpan(t * h, h));
+        }
+
+        var cos = new float[T * half];
+        var sin = new float[T * half];
+        rope.Compute(cos, sin, 0, T, T);
+
+        // Decoder: keep every layer's activations, or only its input when checkpointing.
+        var acts = new LayerActivations[layers.Length];
+        var inputs = GradientCheckpointing ? new float[layers.Length][] : null;
+        var shared = GradientCheckpointing ? new LayerActivations() : null;
+        for (int l = 0; l < layers.Length; l++)
+        {
+            if (inputs is not null) inputs[l] = hidden.ToArray();
+            acts[l] = shared ?? new LayerActivations();
+            layers[l].Forward(hidden, T, cos, sin, acts[l]);
+        }
+        var preNorm = hidden;
+        var normed = new float[T * h];
+        RmsNorm.Forward(normed, preNorm, FinalNormW, T, h, c.RmsNormEps);
+
+        // Loss on shifted positions that are supervised; logits only for those rows.
+        var rows = new List<int>();
+        for (int t = 0; t + 1 < T; t++) if (labels[t + 1] != CrossEntropy.IgnoreIndex) rows.Add(t);
+        int s = rows.Count;
+        var dHidden = new float[T * h];
+        double loss = 0;
+        if (s > 0)
+        {
+            var sel = new float[s * h];
+            var targets = new int[s];
+            for (int i = 0; i < s; i++) { normed.AsSpan(rows[i] * h, h).CopyTo(sel.AsSpan(i * h, h)); targets[i] = labels[rows[i] + 1]; }
+            var logits = new float[(long)s * c.VocabSize];
+            lmHead.Forward(logits, sel, s);
+            loss = CrossEntropy.ForwardBackward(logits, targets, s, c.VocabSize, lossScale, out _);
+            var dSel = new float[s * h];
+            lmHead.Backward(dSel, logits, sel, s);
+            var dNormed = new float[T * h];
+            for (int i = 0; i < s; i++) dSel.AsSpan(i * h, h).CopyTo(dNormed.AsSpan(rows[i] * h, h));
+            RmsNorm.Backward(dHidden, finalNorm is null ? default : finalNorm.Grad, dNormed, preNorm, FinalNormW, T, h, c.RmsNormEps);
+
+            var grads = new LayerGradients();
+            for (int l = layers.Length - 1; l >= 0; l--)
+            {
+                if (inputs is not null)
+                {
+                    var replay = inputs[l];
+                    layers[l].Forward(replay, T, cos, sin, acts[l]);   // recompute this layer's activations
+                }
+                layers[l].Backward(dHidden, T, cos, sin, acts[l], grads);
+            }
+
+            if (embed is not null)
+            {
+                var dText = new float[textRows.Count * h];
+                for (int i = 0; i < textRows.Count; i++) dHidden.AsSpan(textRows[i] * h, h).CopyTo(dText.AsSpan(i * h, h));
+                Embedding.Backward(embed.Grad, dText, textIds.ToArray(), c.VocabSize, h);
+            }
+            if (imageRows > 0)
+            {
+                var dOut = new float[imageRows * h];
+                int k = 0;
+                for (int t = 0; t < T; t++) if (positions[t].Id < 0) dHidden.AsSpan(t * h, h).CopyTo(dOut.AsSpan(k++ * h, h));
+                for (int i = projector.Length - 1; i >= 0; i--)
+                {
+                    var input = i > 0 ? Gelued(projIn[i]) : projIn[0];
+                    var dIn = i > 0 ? new float[imageRows * projector[i].In] : [];
+                    projector[i].Backward(dIn, dOut, input, imageRows);
+                    if (i > 0)
+                    {
+                        var dPre = new float[dIn.Length];
+                        Activations.GeluBackward(dPre, dIn, projIn[i]);
+                        dOut = dPre;
+                    }
+                }
+            }
+        }
+        return (loss, s);
+    }
+
+    static float[] Gelued(float[] pre)
+    {
+        var x = pre.ToArray();
+        Activations.Gelu(x);
+        return x;
+    }
+
+    ReadOnlySpan<float> FinalNormW => finalNorm is not null ? finalNorm.Data : finalNormFrozen;
+
+    /// <summary>Forward + backward over a batch: loss = Σ losses / Σ supervised positions (LLaVA's mean over the batch).</summary>
+    public double ForwardBackward(IReadOnlyList<TrainingExample> batch, out int supervised)
+    {
+        supervised = batch.Sum(SupervisedCount);
+        if (supervised == 0) return 0;
+        double sum = 0;
+        float scale = 1f / supervised;
+        foreach (var e in batch) sum += ForwardBackward(e, scale).LossSum;
+        return sum / supervised;
+    }
+
+    public IEnumerable<LoraAdapter> LoraAdapters() => layers.SelectMany(l => l.Linears).Select(x => x.Lora).OfType<LoraAdapter>();
+
+    public IEnumerable<(string Name, LoraAdapter Adapter)> NamedLoraAdapters()
+    {
+        for (int l = 0; l < layers.Length; l++)
+        {
+            string p = $"model.layers.{l}.";
+            var names = new[] { "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj" };
+            var lins = layers[l].Linears.ToArray();
+            for (int i = 0; i < 7; i++) if (lins[i].Lora is { } a) yield return (p + names[i], a);
+        }
+    }
+
+    public void Dispose() => weights.Dispose();
+}
