@@ -14,6 +14,10 @@ public sealed record LlavaLoadOptions
     public string? ModelBase { get; init; }
     /// <summary>The CLIP checkpoint directory of an original-layout model (else mm_vision_tower as a local path).</summary>
     public string? VisionTower { get; init; }
+    /// <summary>llama.cpp's vision file (clip.* / v.* / mm.* tensors) when the model is a GGUF text model.</summary>
+    public string? Mmproj { get; init; }
+    /// <summary>LLaVA's --load-8bit / --load-4bit: quantize f16/bf16/f32 weights while loading (8 = Q8_0, 4 = Q4_K).</summary>
+    public int? LoadBits { get; init; }
 }
 
 /// <summary>
