@@ -51,7 +51,7 @@ internal static class ChatCommand
             if (gen.MaxNewTokens < 1) throw new CliException("--max-new-tokens must be at least 1");
             var aspect = common.Aspect(r);
             using var model = ModelLoading.Load(common.ResolveModel(r),
-                new LlavaLoadOptions { ModelBase = r.GetValue(common.ModelBase), VisionTower = r.GetValue(common.VisionTower) }, quiet: asJson);
+                common.LoadOptions(r), quiet: asJson);
             var (templateName, template) = Templates.Choose(model, r.GetValue(common.ConvMode), warn: !asJson);
             var session = new LlavaSession(model, r.GetValue(common.CtxSize));
             var chat = new ChatTurns(session, template, gen, aspect);

@@ -6,12 +6,15 @@ namespace Llava.Cli;
 /// <summary>Options shared by the commands that load a model.</summary>
 internal sealed class CommonOptions
 {
-    public readonly Option<string?> Model = new("--model", "-m") { Description = "Model directory (llava-hf or original LLaVA layout). Default: the bundled model." };
+    public readonly Option<string?> Model = new("--model", "-m") { Description = "Model directory (llava-hf or original LLaVA layout) or a GGUF text model (with --mmproj). Default: the bundled model." };
     public readonly Option<string?> ModelBase = new("--model-base") { Description = "Base language model for a projector-only checkpoint (mm_projector.bin), as LLaVA's --model-base." };
     public readonly Option<string?> VisionTower = new("--vision-tower") { Description = "CLIP checkpoint directory for an original-layout model (default: mm_vision_tower resolved as a local path)." };
     public readonly Option<string?> ConvMode = new("--conv-mode") { Description = "Conversation template (vicuna_v1, llava_v1, llava_v0, llava_llama_2, mistral_instruct, chatml_direct, mpt, plain, ...). Default: chosen from the model name." };
     public readonly Option<string?> ImageAspectRatio = new("--image-aspect-ratio") { Description = "pad (LLaVA-1.5: pad to square with the mean colour) or original (resize + center crop). Default: the checkpoint's setting." };
     public readonly Option<int?> Threads = new("--threads", "-t") { Description = "Worker threads (default: all cores)." };
+    public readonly Option<string?> Mmproj = new("--mmproj") { Description = "llama.cpp's vision file (mmproj-*.gguf) when --model is a GGUF text model." };
+    public readonly Option<bool> Load8Bit = new("--load-8bit") { Description = "Quantize the weights to 8 bits (Q8_0) while loading." };
+    public readonly Option<bool> Load4Bit = new("--load-4bit") { Description = "Quantize the weights to 4 bits (Q4_K, or Q4_0 for rows not a multiple of 256) while loading." };
     public readonly Option<int?> CtxSize = new("--ctx-size") { Description = "KV cache positions (default: the model's context length)." };
 
     public void AddTo(Command c, bool conversation = true)
@@ -19,6 +22,9 @@ internal sealed class CommonOptions
         c.Options.Add(Model);
         c.Options.Add(ModelBase);
         c.Options.Add(VisionTower);
+        c.Options.Add(Mmproj);
+        c.Options.Add(Load8Bit);
+        c.Options.Add(Load4Bit);
         if (conversation)
         {
             c.Options.Add(ConvMode);
@@ -42,6 +48,19 @@ internal sealed class CommonOptions
             if (n < 1) throw new CliException("--threads must be at least 1");
             Llava.Tensors.Workers.SetThreadCount(n);
         }
+    }
+
+    public Llava.Models.Llava.LlavaLoadOptions LoadOptions(ParseResult r)
+    {
+        bool b8 = r.GetValue(Load8Bit), b4 = r.GetValue(Load4Bit);
+        if (b8 && b4) throw new CliException("choose one of --load-8bit and --load-4bit");
+        return new Llava.Models.Llava.LlavaLoadOptions
+        {
+            ModelBase = r.GetValue(ModelBase),
+            VisionTower = r.GetValue(VisionTower),
+            Mmproj = r.GetValue(Mmproj),
+            LoadBits = b8 ? 8 : b4 ? 4 : null,
+        };
     }
 
     public string ResolveModel(ParseResult r) => r.GetValue(Model) ?? DefaultModel.Find()

@@ -33,7 +33,7 @@ internal static class DumpCommand
             if ((question is null) == (rawPrompt is null)) throw new CliException("give exactly one of --prompt or --raw-prompt");
             var aspect = common.Aspect(r);
             using var model = ModelLoading.Load(common.ResolveModel(r),
-                new LlavaLoadOptions { ModelBase = r.GetValue(common.ModelBase), VisionTower = r.GetValue(common.VisionTower) }, quiet: true);
+                common.LoadOptions(r), quiet: true);
             var session = new LlavaSession(model);
             var entries = new List<SafetensorsWriter.Entry>();
             var images = new List<ImageFeatures>();

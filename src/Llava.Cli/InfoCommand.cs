@@ -13,7 +13,7 @@ internal static class InfoCommand
 {
     public static Command Create()
     {
-        var path = new Argument<string>("path") { Description = "A model directory, or a single .safetensors / .bin file." };
+        var path = new Argument<string>("path") { Description = "A model directory, or a single .safetensors / .bin / .gguf file." };
         var visionTower = new Option<string?>("--vision-tower") { Description = "CLIP checkpoint directory for an original-layout model." };
         var cmd = new Command("info", "Describe a checkpoint: format, architecture, parameter counts, dtypes, vision tower, template.");
         cmd.Arguments.Add(path);
@@ -26,6 +26,29 @@ internal static class InfoCommand
             return DescribeModel(p, r.GetValue(visionTower));
         }));
         return cmd;
+    }
+
+    /// <summary>A GGUF file: version, every metadata key (long arrays abbreviated) and tensor types.</summary>
+    static int DescribeGguf(string path)
+    {
+        using var f = Llava.Formats.Gguf.GgufFile.Open(path);
+        long bytes = f.Tensors.Sum(t => t.ByteSize), elements = f.Tensors.Sum(t => t.ElementCount);
+        Console.WriteLine($"{path}: GGUF v{f.Version}, {f.Metadata.Count} metadata keys, {f.Tensors.Count} tensors, {elements:N0} parameters, {bytes / 1048576.0:F1} MiB of tensor data (alignment {f.Alignment})");
+        foreach (var key in f.Metadata.Keys)
+        {
+            var v = f.Metadata[key];
+            string shown = v.Raw is Llava.Formats.Gguf.GgufArray a
+                ? $"[{a.ElementType} × {a.Count}]" + (a.Count <= 8 ? " " + string.Join(", ", a.Items.Cast<object>()) : "")
+                : v.Raw?.ToString() ?? "";
+            if (shown.Length > 120) shown = shown[..117] + "...";
+            Console.WriteLine($"  {key} = {shown}");
+        }
+        foreach (var g in f.Tensors.GroupBy(t => t.Type).OrderBy(g => g.Key))
+            Console.WriteLine($"  {g.Key}: {g.Count()} tensors, {g.Sum(t => t.ElementCount):N0} elements, {g.Sum(t => t.ByteSize) / 1048576.0:F1} MiB");
+        foreach (var t in f.Tensors.Take(400))
+            Console.WriteLine($"  {t.Name}  {t.Type}  [{string.Join(", ", t.Shape)}]");
+        if (f.Tensors.Count > 400) Console.WriteLine($"  ... {f.Tensors.Count - 400} more");
+        return 0;
     }
 
     static int DescribeModel(string dir, string? visionTower)
@@ -61,6 +84,7 @@ internal static class InfoCommand
 
     static int DescribeFile(string path)
     {
+        if (path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) return DescribeGguf(path);
         using var f = CheckpointFiles.OpenFile(path);
         var byType = new Dictionary<DType, (int count, long elements)>();
         long total = 0;

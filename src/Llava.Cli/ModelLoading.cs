@@ -49,7 +49,8 @@ internal static class ModelLoading
                 });
         }
         if (!quiet)
-            Err.MarkupLine($"[grey]loaded {Markup.Escape(model!.Config.ModelName)} ({model.Config.Layout}, {model.Summary.Parameters / 1e6:F1}M parameters, {model.Summary.Bytes / 1048576.0:F1} MiB mapped) in {sw.Elapsed.TotalSeconds:F2}s[/]");
+            Err.MarkupLine($"[grey]loaded {Markup.Escape(model!.Config.ModelName)} ({model.Config.Layout}, {model.Summary.Parameters / 1e6:F1}M parameters, {model.Summary.Bytes / 1048576.0:F1} MiB mapped" +
+                (model.QuantizedBytes > 0 ? $", {model.QuantizedBytes / 1048576.0:F1} MiB quantized in memory" : "") + $") in {sw.Elapsed.TotalSeconds:F2}s[/]");
         return model!;
     }
 }

@@ -13,4 +13,6 @@ var root = new RootCommand("llava: LLaVA (CLIP + projector + LLaMA) in .NET: cha
 root.Subcommands.Add(ChatCommand.Create());
 root.Subcommands.Add(DumpCommand.Create());
 root.Subcommands.Add(InfoCommand.Create());
+root.Subcommands.Add(DataCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -15,7 +15,9 @@ public sealed unsafe class StoredTensor
     public long ElementCount { get; }
     /// <summary>Start of the row-major data.</summary>
     public byte* Data { get; }
-    public long ByteLength => ElementCount * DType.Size();
+    /// <summary>For GGUF block-quantized tensors: the ggml type (then <see cref="DType"/> is U8 and meaningless).</summary>
+    public GgmlType? Quant { get; }
+    public long ByteLength => Quant is GgmlType q ? GgmlTypeInfo.RowBytes(q, Shape.Length == 0 ? 1 : Shape[^1]) * (ElementCount / Math.Max(1, Shape.Length == 0 ? 1 : Shape[^1])) : ElementCount * DType.Size();
 
     public StoredTensor(string name, DType dtype, long[] shape, byte* data)
     {
@@ -28,6 +30,9 @@ public sealed unsafe class StoredTensor
         Data = data;
     }
 
+    /// <summary>A block-quantized tensor (GGUF): rows of <c>shape[^1]</c> elements stored as ggml blocks.</summary>
+    public StoredTensor(string name, GgmlType quant, long[] shape, byte* data) : this(name, DType.U8, shape, data) => Quant = quant;
+
     public ReadOnlySpan<byte> Bytes => new(Data, checked((int)ByteLength));
 
     public string ShapeString => "[" + string.Join(", ", Shape) + "]";
@@ -36,6 +41,14 @@ public sealed unsafe class StoredTensor
     public void ReadFloat32(long start, Span<float> dst)
     {
         if (start < 0 || start + dst.Length > ElementCount) throw new ArgumentOutOfRangeException(nameof(start));
+        if (Quant is GgmlType q)
+        {
+            // Whole blocks only: dequantize exactly as ggml does.
+            var (block, size) = GgmlTypeInfo.Layout(q)!.Value;
+            if (start % block != 0 || dst.Length % block != 0) throw new ArgumentException($"{Name}: {q} reads must cover whole blocks of {block}");
+            Llava.Tensors.Quantization.GgmlQuant.Dequantize(q, new ReadOnlySpan<byte>(Data + start / block * size, dst.Length / block * size), dst);
+            return;
+        }
         switch (DType)
         {
             case DType.F32:

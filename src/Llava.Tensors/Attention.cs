@@ -8,7 +8,7 @@ namespace Llava.Tensors;
 /// q, out: (tokens, heads, headDim); k, v: (kvLen, kvHeads, headDim).
 /// Causal: query t is at absolute position queryOffset + t and sees keys 0..queryOffset+t (clamped to kvLen);
 /// otherwise it sees all kvLen keys. A query that sees no key produces NaN (0/0, like torch's softmax of an all -inf row).
-/// <para>Work item = (block of query tokens, kv head): all query heads of the group and all tokens of the block share
+/// <para>A single query (tokens == 1, decode) takes the dedicated path in Attention.Decode.cs. Otherwise: work item = (block of query tokens, kv head): all query heads of the group and all tokens of the block share
 /// one pass over K and V, and keys are processed in blocks with an online (flash-attention style) softmax, so K and
 /// V are streamed once per item and scratch stays small however long the cache grows.</para>
 /// </summary>
@@ -27,6 +27,12 @@ public static unsafe partial class Attention
         long qn = (long)tokens * heads * headDim, kn = (long)kvLen * kvHeads * headDim;
         if (q.Length < qn || output.Length < qn || k.Length < kn || v.Length < kn) throw new ArgumentException("span shorter than its shape");
         if (tokens == 0) return;
+        if (tokens == 1)
+        {
+            fixed (float* po = output) fixed (float* pq = q) fixed (float* pk = k) fixed (float* pv = v)
+                DecodeForward(po, pq, pk, pv, kvLen, heads, kvHeads, headDim, scale, causal, queryOffset);   // Attention.Decode.cs
+            return;
+        }
         int group = heads / kvHeads;
         int blockTokens = Math.Max(1, TargetRows / group);
         int tokenBlocks = (tokens + blockTokens - 1) / blockTokens;

@@ -1,5 +1,5 @@
-// Contract: y = x · Wᵀ (+ bias) for ggml block-quantized W: decode = 8-bit activations × integer kernels (Q4_0/Q8_0/Q4_K/Q6_K)
-// or per-row dequantize + f32 dot (other types); prefill = the packed f32 GEMM dequantizing each Kc-slice once per item. No allocation per call.
+// Contract: y = x · Wᵀ (+ bias) for ggml block-quantized W: decode = 8-bit activations × integer kernels (every block type,
+// AVX2 with scalar twins; a type without one would fall back to per-row dequantize + f32 dot); prefill = the packed f32 GEMM dequantizing each Kc-slice once per item. No allocation per call.
 using System.Runtime.CompilerServices;
 using Llava.Tensors.Quantization;
 
@@ -45,17 +45,12 @@ public static unsafe partial class MatMul
         public void Execute(int start, int end)
         {
             int r0 = start * QuantDecodeRowsPerItem, r1 = Math.Min(Rows, end * QuantDecodeRowsPerItem);
-            float* row = Integer ? null : (float*)QuantScratch.Get(1, (long)Cols * 4);
+            if (Integer) { QuantDot.DotRows(Type, W, RowBytes, r0, r1, Act, Simd, Y, Bias); return; }
+            float* row = (float*)QuantScratch.Get(1, (long)Cols * 4);
             for (int r = r0; r < r1; r++)
             {
-                byte* wr = W + r * RowBytes;
-                float s;
-                if (Integer) s = QuantDot.Dot(Type, wr, Act, Simd);
-                else
-                {
-                    DequantizeSlice(Type, wr, 0, Cols, row);
-                    s = VecOps.Dot(row, X, Cols);
-                }
+                DequantizeSlice(Type, W + r * RowBytes, 0, Cols, row);
+                float s = VecOps.Dot(row, X, Cols);
                 Y[r] = Bias == null ? s : s + Bias[r];
             }
         }

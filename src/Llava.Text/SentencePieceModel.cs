@@ -96,6 +96,17 @@ public sealed class SentencePieceModel
         UnkSurface = unkSurface;
     }
 
+    /// <summary>
+    /// A model from its piece table, as llama.cpp stores it in GGUF metadata (tokenizer.ggml.tokens / scores /
+    /// token_type, whose type numbers are SentencePiece's). Defaults are LLaMA's normalizer settings.
+    /// </summary>
+    public static SentencePieceModel FromPieces(IReadOnlyList<(string Piece, float Score, PieceType Type)> pieces, int unk, int bos, int eos, int pad = -1,
+        bool byteFallback = true, bool addDummyPrefix = true, bool removeExtraWhitespaces = false, bool escapeWhitespaces = true, string unkSurface = " \u2047 ")
+    {
+        if (pieces.Count == 0) throw new InvalidDataException("The tokenizer has no pieces.");
+        return new SentencePieceModel(pieces.ToList(), unk, bos, eos, pad, byteFallback, addDummyPrefix, removeExtraWhitespaces, escapeWhitespaces, unkSurface);
+    }
+
     /// <summary>Loads a serialized ModelProto from a file.</summary>
     public static SentencePieceModel Load(string path) => FromBytes(File.ReadAllBytes(path));
 

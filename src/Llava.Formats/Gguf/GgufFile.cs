@@ -41,7 +41,7 @@ public sealed unsafe class GgufFile : ITensorFile
     public long DataOffset { get; private set; }
     /// <summary>Every tensor, in file order, whatever its type.</summary>
     public IReadOnlyList<GgufTensorInfo> Tensors => tensors;
-    /// <summary>Names of the tensors available as <see cref="StoredTensor"/> (non-quantized types).</summary>
+    /// <summary>Names of the tensors available as <see cref="StoredTensor"/> (plain types, and block-quantized types with <c>Quant</c> set).</summary>
     public IReadOnlyCollection<string> Names => stored.Keys;
 
     GgufFile(MappedFile file)
@@ -192,6 +192,8 @@ public sealed unsafe class GgufFile : ITensorFile
             byName[t.Name] = info;
             if (ToDType(t.Type) is DType dt)
                 stored[t.Name] = new StoredTensor(t.Name, dt, info.Shape, data);
+            else if (Llava.Tensors.Quantization.GgmlQuant.IsSupported(t.Type))
+                stored[t.Name] = new StoredTensor(t.Name, t.Type, info.Shape, data);
         }
     }
 

@@ -17,24 +17,32 @@ namespace Llava.Models.Gguf;
 /// </summary>
 public static class GgufExporter
 {
-    /// <summary>Writes <c>{name}-{type}.gguf</c> and <c>mmproj-{name}-{type}.gguf</c> into <paramref name="outputDirectory"/>.</summary>
-    public static (string TextModel, string Mmproj) Export(string modelDirectory, string outputDirectory, GgufExportOptions? options = null)
+    /// <summary>
+    /// Writes <c>{name}-{type}.gguf</c> and <c>mmproj-{name}-{mmproj type}.gguf</c> into <paramref name="outputDirectory"/>,
+    /// streaming tensor by tensor (the checkpoint stays memory-mapped; at most one chunk of rows is converted at a time).
+    /// </summary>
+    public static GgufExportResult Export(string modelDirectory, string outputDirectory, GgufExportOptions? options = null)
     {
         options ??= new GgufExportOptions();
+        var mmprojType = options.ResolvedMmprojType;
         Directory.CreateDirectory(outputDirectory);
         var config = LlavaConfig.Load(modelDirectory, options.VisionTower);
-        string suffix = options.OutputType.ToString().ToLowerInvariant();
-        string text = Path.Combine(outputDirectory, $"{config.ModelName}-{suffix}.gguf");
-        string mmproj = Path.Combine(outputDirectory, $"mmproj-{config.ModelName}-{suffix}.gguf");
-        ExportTextModel(modelDirectory, text, options);
-        ExportMmproj(modelDirectory, mmproj, options);
-        return (text, mmproj);
+        var (text, mmproj) = OutputPaths(config.ModelName, outputDirectory, options);
+        var t = ExportTextModel(modelDirectory, text, options);
+        var m = ExportMmproj(modelDirectory, mmproj, options);
+        return new GgufExportResult(t, m);
     }
 
+    /// <summary>The file names <see cref="Export"/> writes for a model called <paramref name="modelName"/>.</summary>
+    public static (string TextModel, string Mmproj) OutputPaths(string modelName, string outputDirectory, GgufExportOptions options) =>
+        (Path.Combine(outputDirectory, $"{modelName}-{options.OutputType.Name()}.gguf"),
+         Path.Combine(outputDirectory, $"mmproj-{modelName}-{options.ResolvedMmprojType.Name()}.gguf"));
+
     /// <summary>The LLaMA language model with its tokenizer, as llama.cpp loads it.</summary>
-    public static void ExportTextModel(string modelDirectory, string outputPath, GgufExportOptions? options = null)
+    public static GgufFileReport ExportTextModel(string modelDirectory, string outputPath, GgufExportOptions? options = null)
     {
         options ??= new GgufExportOptions();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
         var config = LlavaConfig.Load(modelDirectory, options.VisionTower);
         RequireFullCheckpoint(config);
         var t = config.Text;
@@ -53,13 +61,16 @@ public static class GgufExporter
         }
         var tokenizer = LlamaTokenizer.FromDirectory(modelDirectory);
         var vocab = LlamaGgufVocabulary.Build(tokenizer, t.VocabSize);
-        var matrixType = GgufTensorEncoder.ToGgml(options.OutputType);
+        // Tied embeddings: llama.cpp falls back to token_embd when there is no output tensor (and then quantizes
+        // token_embd as it would the output).
+        bool writeOutput = !t.TieWordEmbeddings || weights.Contains(lmHead);
+        var shape = new LlamaQuantShape(t.NumLayers, t.NumHeads, t.NumKvHeads, TiedEmbeddings: !writeOutput);
 
         var w = new GgufWriter();
         w.AddString("general.architecture", "llama")
          .AddString("general.type", "model")
          .AddString("general.name", config.ModelName)
-         .AddUInt32("general.file_type", FileType(options.OutputType))
+         .AddUInt32("general.file_type", options.OutputType.FileType())
          .AddUInt32("general.quantization_version", 2)
          .AddUInt32("llama.vocab_size", (uint)t.VocabSize)
          .AddUInt32("llama.context_length", (uint)t.MaxPositionEmbeddings)
@@ -92,35 +103,45 @@ public static class GgufExporter
          .AddBool("tokenizer.ggml.add_eos_token", tokenizer.Options.AddEosToken);
 
         var problems = new List<string>();
-        var plan = new TensorPlan(weights, w, problems);
+        var tracker = new ExportTracker(options.Progress) { Path = outputPath };
+        var plan = new TensorPlan(weights, w, problems, tracker);
+        void Matrix(string name, string source, long rows, long cols, Func<long, long>? rowMap = null)
+        {
+            var type = LlamaQuantRules.Choose(options.OutputType, options.Pure, name, [cols, rows], shape, out var fallback);
+            plan.Matrix(name, source, rows, cols, type, rowMap, fallback);
+        }
         int h = t.HiddenSize, ff = t.IntermediateSize, hd = t.HeadDim;
-        plan.Matrix("token_embd.weight", prefix + "embed_tokens.weight", t.VocabSize, h, matrixType);
+        Matrix("token_embd.weight", prefix + "embed_tokens.weight", t.VocabSize, h);
         for (int i = 0; i < t.NumLayers; i++)
         {
             string p = $"{prefix}layers.{i}.", b = $"blk.{i}.";
             plan.Vector(b + "attn_norm.weight", p + "input_layernorm.weight", h);
-            plan.Matrix(b + "attn_q.weight", p + "self_attn.q_proj.weight", t.NumHeads * hd, h, matrixType, GgufTensorEncoder.RopePermutation(t.NumHeads, hd));
-            plan.Matrix(b + "attn_k.weight", p + "self_attn.k_proj.weight", t.NumKvHeads * hd, h, matrixType, GgufTensorEncoder.RopePermutation(t.NumKvHeads, hd));
-            plan.Matrix(b + "attn_v.weight", p + "self_attn.v_proj.weight", t.NumKvHeads * hd, h, matrixType);
-            plan.Matrix(b + "attn_output.weight", p + "self_attn.o_proj.weight", h, t.NumHeads * hd, matrixType);
+            Matrix(b + "attn_q.weight", p + "self_attn.q_proj.weight", t.NumHeads * hd, h, GgufTensorEncoder.RopePermutation(t.NumHeads, hd));
+            Matrix(b + "attn_k.weight", p + "self_attn.k_proj.weight", t.NumKvHeads * hd, h, GgufTensorEncoder.RopePermutation(t.NumKvHeads, hd));
+            Matrix(b + "attn_v.weight", p + "self_attn.v_proj.weight", t.NumKvHeads * hd, h);
+            Matrix(b + "attn_output.weight", p + "self_attn.o_proj.weight", h, t.NumHeads * hd);
             plan.Vector(b + "ffn_norm.weight", p + "post_attention_layernorm.weight", h);
-            plan.Matrix(b + "ffn_gate.weight", p + "mlp.gate_proj.weight", ff, h, matrixType);
-            plan.Matrix(b + "ffn_up.weight", p + "mlp.up_proj.weight", ff, h, matrixType);
-            plan.Matrix(b + "ffn_down.weight", p + "mlp.down_proj.weight", h, ff, matrixType);
+            Matrix(b + "ffn_gate.weight", p + "mlp.gate_proj.weight", ff, h);
+            Matrix(b + "ffn_up.weight", p + "mlp.up_proj.weight", ff, h);
+            Matrix(b + "ffn_down.weight", p + "mlp.down_proj.weight", h, ff);
         }
         plan.Vector("output_norm.weight", prefix + "norm.weight", h);
-        // Tied embeddings: llama.cpp falls back to token_embd when there is no output tensor.
-        if (!t.TieWordEmbeddings || weights.Contains(lmHead))
-            plan.Matrix("output.weight", lmHead, t.VocabSize, h, matrixType);
+        if (writeOutput) Matrix("output.weight", lmHead, t.VocabSize, h);
         if (problems.Count > 0)
             throw new ModelFormatException($"{modelDirectory}: cannot export the language model:\n  " + string.Join("\n  ", problems));
         WriteAtomically(w, outputPath);
+        return Report(outputPath, options.OutputType, tracker, sw);
     }
 
+    static GgufFileReport Report(string path, GgufOutputType type, ExportTracker tracker, System.Diagnostics.Stopwatch sw) =>
+        new(path, type, new FileInfo(path).Length, tracker.Tensors.Sum(x => x.SourceBytes), tracker.Tensors.ToList(), sw.Elapsed);
+
     /// <summary>The CLIP tower and projector as llama.cpp's mtmd loads a LLaVA-1.5 mmproj (projector_type mlp).</summary>
-    public static void ExportMmproj(string modelDirectory, string outputPath, GgufExportOptions? options = null)
+    public static GgufFileReport ExportMmproj(string modelDirectory, string outputPath, GgufExportOptions? options = null)
     {
         options ??= new GgufExportOptions();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var mmprojType = options.ResolvedMmprojType;
         var config = LlavaConfig.Load(modelDirectory, options.VisionTower);
         RequireFullCheckpoint(config);
         var v = config.Vision;
@@ -163,7 +184,7 @@ public static class GgufExporter
             var processorPath = Path.Combine(processorDir, "preprocessor_config.json");
             var processor = File.Exists(processorPath) ? ClipImageProcessorConfig.Load(processorPath) : new ClipImageProcessorConfig();
 
-            var matrixType = GgufTensorEncoder.ToGgml(options.OutputType);
+            var matrixType = mmprojType.BaseType();
             // ggml's im2col convolution takes F32 or F16 kernels; BF16 exports keep the patch kernel in F16 like the legacy converter.
             var convType = matrixType == GgmlType.BF16 ? GgmlType.F16 : matrixType;
             int featureLayer = blocks;
@@ -172,7 +193,7 @@ public static class GgufExporter
              .AddString("general.type", "mmproj")
              .AddString("general.name", config.ModelName)
              .AddString("general.description", "image encoder for LLaVA")
-             .AddUInt32("general.file_type", FileType(options.OutputType))
+             .AddUInt32("general.file_type", mmprojType.FileType())
              .AddBool("clip.has_text_encoder", false)
              .AddBool("clip.has_vision_encoder", true)
              .AddBool("clip.has_llava_projector", true)
@@ -194,8 +215,9 @@ public static class GgufExporter
              .AddBool("clip.use_silu", false);
 
             var problems = new List<string>();
-            var pv = new TensorPlan(visionFile, w, problems);
-            var pp2 = new TensorPlan(projFile, w, problems);
+            var tracker = new ExportTracker(options.Progress) { Path = outputPath };
+            var pv = new TensorPlan(visionFile, w, problems, tracker);
+            var pp2 = new TensorPlan(projFile, w, problems, tracker);
             int c = v.HiddenSize, f = v.IntermediateSize, ct = config.Text.HiddenSize;
             // Conv kernel [C, 3, P, P] → ne [P, P, 3, C]: same bytes, one "row" per output channel.
             pv.Tensor("v.patch_embd.weight", visionPrefix + "embeddings.patch_embedding.weight", [c, v.NumChannels, v.PatchSize, v.PatchSize], convType);
@@ -228,6 +250,7 @@ public static class GgufExporter
             if (problems.Count > 0)
                 throw new ModelFormatException($"{modelDirectory}: cannot export the vision projector:\n  " + string.Join("\n  ", problems));
             WriteAtomically(w, outputPath);
+            return Report(outputPath, mmprojType, tracker, sw);
         }
         finally
         {
@@ -235,9 +258,6 @@ public static class GgufExporter
             towerWeights?.Dispose();
         }
     }
-
-    /// <summary>general.file_type: ALL_F32 = 0, MOSTLY_F16 = 1, MOSTLY_BF16 = 32 (llama.cpp's llama_ftype).</summary>
-    static uint FileType(GgufOutputType t) => t switch { GgufOutputType.F32 => 0, GgufOutputType.F16 => 1, _ => 32 };
 
     static void RequireFullCheckpoint(LlavaConfig config)
     {

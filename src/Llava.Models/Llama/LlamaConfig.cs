@@ -21,6 +21,8 @@ public sealed record LlamaConfig
     public string HiddenAct { get; init; } = "silu";
     public int BosTokenId { get; init; } = 1;
     public int[] EosTokenIds { get; init; } = [2];
+    /// <summary>Weights converted by llama.cpp (GGUF) have permuted q/k rows and need ggml's interleaved RoPE.</summary>
+    public bool RopeInterleaved { get; init; }
 
     public static LlamaConfig FromJson(JsonElement e)
     {

@@ -56,8 +56,16 @@ public sealed class LlamaDecoderLayer
         MatMul.Forward(qa, norm, q, qBias, tokens);
         MatMul.Forward(keySlot, norm, k, kBias, tokens);
         MatMul.Forward(valueSlot, norm, v, vBias, tokens);
-        Rope.Apply(qa, cos, sin, tokens, c.NumHeads, c.HeadDim);
-        Rope.Apply(keySlot, cos, sin, tokens, c.NumKvHeads, c.HeadDim);
+        if (c.RopeInterleaved)
+        {
+            Rope.ApplyInterleaved(qa, cos, sin, tokens, c.NumHeads, c.HeadDim);
+            Rope.ApplyInterleaved(keySlot, cos, sin, tokens, c.NumKvHeads, c.HeadDim);
+        }
+        else
+        {
+            Rope.Apply(qa, cos, sin, tokens, c.NumHeads, c.HeadDim);
+            Rope.Apply(keySlot, cos, sin, tokens, c.NumKvHeads, c.HeadDim);
+        }
 
         int kvLen = start + tokens;
         Attention.Forward(attn, qa, cache.Keys(index, kvLen), cache.Values(index, kvLen),

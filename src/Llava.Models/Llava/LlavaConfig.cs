@@ -12,6 +12,8 @@ public enum CheckpointLayout
     HuggingFace,
     /// <summary>The original LLaVA release: LlavaLlamaForCausalLM with <c>mm_*</c> keys and a separate CLIP checkpoint.</summary>
     Original,
+    /// <summary>llama.cpp's pair: a GGUF text model and an mmproj GGUF (clip.* / v.* / mm.*).</summary>
+    Gguf,
 }
 
 /// <summary>Which vision tokens feed the projector.</summary>

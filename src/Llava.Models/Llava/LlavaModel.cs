@@ -25,7 +25,7 @@ public sealed record LlavaLoadOptions
 /// and safe to share between conversations and threads; conversation state lives elsewhere (KV cache, scratch).
 /// Weights stay memory-mapped until <see cref="Dispose"/>.
 /// </summary>
-public sealed class LlavaModel : IDisposable
+public sealed partial class LlavaModel : IDisposable
 {
     readonly List<ITensorFile> files;
 
@@ -49,6 +49,10 @@ public sealed class LlavaModel : IDisposable
     public static LlavaModel Load(string modelPath, LlavaLoadOptions? options = null, Action<int, int, string>? progress = null)
     {
         options ??= new LlavaLoadOptions();
+        if (File.Exists(modelPath) && modelPath.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+            return LoadGguf(modelPath, options, progress);
+        if (options.Mmproj is not null)
+            throw new ModelFormatException("--mmproj goes with a GGUF text model (--model model.gguf)");
         if (File.Exists(Path.Combine(modelPath, "adapter_config.json")))
             throw new ModelFormatException($"{modelPath}: this is a LoRA adapter; loading adapters arrives with LoRA training support (merge it into a full checkpoint first)");
         var config = LlavaConfig.Load(modelPath, options.VisionTower);
@@ -57,7 +61,7 @@ public sealed class LlavaModel : IDisposable
         {
             progress?.Invoke(0, 4, "reading config");
             return config.Layout == CheckpointLayout.HuggingFace
-                ? LoadHuggingFace(config, files, progress)
+                ? LoadHuggingFace(config, options, files, progress)
                 : LoadOriginal(config, options, files, progress);
         }
         catch
@@ -67,11 +71,13 @@ public sealed class LlavaModel : IDisposable
         }
     }
 
-    static LlavaModel LoadHuggingFace(LlavaConfig config, List<ITensorFile> files, Action<int, int, string>? progress)
+    static LlavaModel LoadHuggingFace(LlavaConfig config, LlavaLoadOptions options, List<ITensorFile> files, Action<int, int, string>? progress)
     {
         var weights = CheckpointFiles.OpenDirectory(config.ModelDirectory);
         files.Add(weights);
+        // Like LLaVA (bitsandbytes skips the vision tower and mm_projector), --load-Nbit quantizes only the language model.
         var r = new WeightReader(weights);
+        var lr = new WeightReader(weights) { Quantizer = Quantizer(options, files) };
         // transformers < 4.52 nests the text model under language_model.model; newer versions under model.language_model.
         bool legacy = r.Has("vision_tower.vision_model.embeddings.class_embedding");
         string visionPrefix = legacy ? "vision_tower.vision_model." : "model.vision_tower.vision_model.";
@@ -85,13 +91,14 @@ public sealed class LlavaModel : IDisposable
         var names = Enumerable.Range(1, config.ProjectorDepth).Select(i => $"{projectorPrefix}linear_{i}").ToArray();
         var projector = LlavaProjector.Load(r, names, config.Vision.HiddenSize, config.Text.HiddenSize, config.ProjectorAct);
         progress?.Invoke(3, 4, "language model");
-        var language = new LlamaModel(r, textPrefix, lmHead, config.Text);
+        var language = new LlamaModel(lr, textPrefix, lmHead, config.Text);
         r.ThrowIfProblems("the llava-hf checkpoint");
+        lr.ThrowIfProblems("the llava-hf checkpoint's language model");
 
         var tokenizer = LlamaTokenizer.FromDirectory(config.ModelDirectory);
         var processor = LoadProcessor(config.ModelDirectory, config.Vision);
         progress?.Invoke(4, 4, "ready");
-        return new LlavaModel(config, vision, projector, language, tokenizer, processor, files, CheckpointSummary.Of(files, r));
+        return new LlavaModel(config, vision, projector, language, tokenizer, processor, files, CheckpointSummary.Of(files, r, lr));
     }
 
     static LlavaModel LoadOriginal(LlavaConfig config, LlavaLoadOptions options, List<ITensorFile> files, Action<int, int, string>? progress)
@@ -106,7 +113,7 @@ public sealed class LlavaModel : IDisposable
         string lmDir = projectorOnly ? options.ModelBase! : dir;
         var lmWeights = CheckpointFiles.OpenDirectory(lmDir);
         files.Add(lmWeights);
-        var lm = new WeightReader(lmWeights);
+        var lm = new WeightReader(lmWeights) { Quantizer = Quantizer(options, files) };
 
         progress?.Invoke(1, 4, "vision tower");
         var towerWeights = CheckpointFiles.OpenDirectory(config.VisionTowerPath!);
@@ -117,11 +124,12 @@ public sealed class LlavaModel : IDisposable
 
         progress?.Invoke(2, 4, "projector");
         LlavaProjector projector;
+        WeightReader pr;
         if (projectorOnly)
         {
             var projWeights = CheckpointFiles.OpenFile(projectorOnlyPath);
             files.Add(projWeights);
-            var pr = new WeightReader(projWeights);
+            pr = new WeightReader(projWeights);
             // LLaVA keeps everything after "mm_projector." (get_w in llava_arch.py); keys may carry any prefix.
             string prefix = projWeights.Names.Select(n => n.IndexOf("mm_projector", StringComparison.Ordinal) is int i and >= 0 ? n[..(i + "mm_projector".Length)] : null)
                 .FirstOrDefault(p => p != null) ?? "model.mm_projector";
@@ -130,7 +138,9 @@ public sealed class LlavaModel : IDisposable
         }
         else
         {
-            projector = LlavaProjector.Load(lm, OriginalProjectorNames(config.ProjectorDepth, "model.mm_projector"), config.Vision.HiddenSize, config.Text.HiddenSize, "gelu");
+            pr = new WeightReader(lmWeights);
+            projector = LlavaProjector.Load(pr, OriginalProjectorNames(config.ProjectorDepth, "model.mm_projector"), config.Vision.HiddenSize, config.Text.HiddenSize, "gelu");
+            pr.ThrowIfProblems("the projector");
         }
 
         progress?.Invoke(3, 4, "language model");
@@ -140,7 +150,16 @@ public sealed class LlavaModel : IDisposable
         var tokenizer = AddLlavaTokens(LlamaTokenizer.FromDirectory(projectorOnly ? options.ModelBase! : dir), config);
         var processor = LoadProcessor(config.VisionTowerPath!, config.Vision);
         progress?.Invoke(4, 4, "ready");
-        return new LlavaModel(config, vision, projector, language, tokenizer, processor, files, CheckpointSummary.Of(files, lm, tower));
+        return new LlavaModel(config, vision, projector, language, tokenizer, processor, files, CheckpointSummary.Of(files, lm, tower, pr));
+    }
+
+    /// <summary>--load-8bit / --load-4bit: a quantizer whose buffers live as long as the model (disposed with its files).</summary>
+    static LoadTimeQuantizer? Quantizer(LlavaLoadOptions options, List<ITensorFile> files)
+    {
+        if (options.LoadBits is not int bits) return null;
+        var q = new LoadTimeQuantizer(bits);
+        files.Add(new OwnedResource(q));
+        return q;
     }
 
     static string[] OriginalProjectorNames(int depth, string prefix) =>
@@ -189,9 +208,22 @@ public sealed class LlavaModel : IDisposable
         return Projector.Forward(features, Config.NumImageTokens);
     }
 
+    /// <summary>Bytes of weights held in memory by load-time quantization (0 when weights are only mapped).</summary>
+    public long QuantizedBytes => files.OfType<OwnedResource>().Select(o => o.Resource).OfType<LoadTimeQuantizer>().Sum(q => q.QuantizedBytes);
+
     public void Dispose()
     {
         foreach (var f in files) f.Dispose();
         files.Clear();
+    }
+
+    /// <summary>Lets non-file resources (quantized buffers) share the model's lifetime list.</summary>
+    sealed class OwnedResource(IDisposable resource) : ITensorFile
+    {
+        public IDisposable Resource => resource;
+        public string Source => "";
+        public IReadOnlyCollection<string> Names => [];
+        public bool TryGet(string name, out StoredTensor tensor) { tensor = null!; return false; }
+        public void Dispose() => resource.Dispose();
     }
 }

@@ -1,6 +1,7 @@
 using Llava.Formats;
 using Llava.Formats.Safetensors;
 using Llava.Formats.Torch;
+using Formats = Llava.Formats;
 
 namespace Llava.Models.Loading;
 
@@ -24,13 +25,13 @@ public static class CheckpointFiles
         throw new ModelFormatException($"{dir}: no weights found (expected model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json)");
     }
 
-    /// <summary>Opens one weight file by its extension (.safetensors or a PyTorch .bin/.pt/.pth).</summary>
+    /// <summary>Opens one weight file by its extension (.safetensors, .gguf, or a PyTorch .bin/.pt/.pth).</summary>
     public static ITensorFile OpenFile(string path)
     {
         if (!File.Exists(path)) throw new ModelFormatException($"{path}: file not found");
-        return path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
-            ? SafetensorsFile.Open(path)
-            : TorchCheckpoint.Open(path);
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return SafetensorsFile.Open(path);
+        if (path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) return Formats.Gguf.GgufFile.Open(path);
+        return TorchCheckpoint.Open(path);
     }
 
     /// <summary>True when the directory holds weights of any supported format.</summary>

@@ -12,16 +12,17 @@ public sealed record CheckpointSummary(int Tensors, long Parameters, long Bytes,
         var byType = new Dictionary<DType, long>();
         long parameters = 0, bytes = 0;
         int count = 0;
+        var seen = new HashSet<(string, string)>();
         foreach (var r in readers)
             foreach (var name in r.Used)
             {
-                var f = list.First(x => x.Contains(name));
-                var t = f.Get(name);
+                if (!seen.Add((r.Source, name))) continue;   // two readers over one file (e.g. projector and LM)
+                var t = r.File.Get(name);
                 count++;
                 parameters += t.ElementCount;
                 bytes += t.ByteLength;
                 byType[t.DType] = byType.GetValueOrDefault(t.DType) + t.ElementCount;
             }
-        return new CheckpointSummary(count, parameters, bytes, byType, list.Select(f => f.Source).ToList());
+        return new CheckpointSummary(count, parameters, bytes, byType, list.Select(f => f.Source).Where(s => s.Length > 0).Distinct().ToList());
     }
 }

@@ -16,6 +16,8 @@ public sealed unsafe class WeightReader
     public WeightReader(ITensorFile file) => this.file = file;
 
     public string Source => file.Source;
+    /// <summary>The tensors this reader reads from.</summary>
+    public ITensorFile File => file;
     public bool Has(string name) => file.Contains(name);
     public IReadOnlyCollection<string> Used => used;
 
@@ -32,7 +34,7 @@ public sealed unsafe class WeightReader
             problems.Add($"tensor '{name}' has shape {t.ShapeString}, expected [{string.Join(", ", shape)}]");
             return null;
         }
-        if (t.DType is not (DType.F32 or DType.F16 or DType.BF16))
+        if (t.Quant is null && t.DType is not (DType.F32 or DType.F16 or DType.BF16))
         {
             problems.Add($"tensor '{name}' has dtype {t.DType}; only F32, F16 and BF16 weights are supported");
             return null;
@@ -44,8 +46,13 @@ public sealed unsafe class WeightReader
     public WeightMatrix Matrix(string name, int rows, int cols, long[]? storedShape = null)
     {
         var t = Find(name, storedShape ?? [rows, cols]);
-        return t is null ? default : new WeightMatrix(t.DType, rows, cols, t.Data);
+        if (t is null) return default;
+        if (t.Quant is GgmlType q) return new WeightMatrix(q, rows, cols, t.Data);
+        return Quantizer is { } qz ? qz.Quantize(name, t, rows, cols) : new WeightMatrix(t.DType, rows, cols, t.Data);
     }
+
+    /// <summary>When set, f32/f16/bf16 matrices are quantized as they are read (--load-8bit / --load-4bit).</summary>
+    public LoadTimeQuantizer? Quantizer { get; init; }
 
     /// <summary>A small vector (norm weights, biases, embeddings) converted to f32.</summary>
     public float[] Vector(string name, params long[] shape)

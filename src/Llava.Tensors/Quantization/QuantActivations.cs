@@ -28,8 +28,12 @@ internal static unsafe class QuantScratch
 /// Quantized activations. Our own layout (not ggml's Q8_0/Q8_K bytes, which are never stored): int8 quants plus
 /// f32 scales (ggml rounds the Q8_0 activation scale to fp16; f32 is more accurate and free here).
 /// <list type="bullet">
-/// <item>Block32 (for Q4_0, Q8_0): per 32 values d = amax/127, q = round-to-even(x/d), and c = d·Σq (the
-/// offset term of Q4_0's "q − 8").</item>
+/// <item>Block32 (for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): per 32 values d = amax/127, q = round-to-even(x/d), S = Σq and
+/// c = d·S (the offset / min term). For the SIMD kernels, every pair of blocks (2p, 2p+1) is also stored
+/// "nibble-interleaved" (<see cref="QsP"/>: a[2p][0..15], a[2p+1][0..15], a[2p][16..31], a[2p+1][16..31], matching
+/// one 256-bit load of both blocks' packed nibbles), with per-pair lane vectors: <see cref="DP"/> = d per int32
+/// lane (4 lanes per block), <see cref="O8"/>/<see cref="O16"/> = 8·S / 16·S in the block's first lane, and
+/// <see cref="CP"/> = c/4 per lane.</item>
 /// <item>Block256 (for K-quants): per 256 values d = amax/127, q as above, and Σq per 16 values (Q8_K's bsums).</item>
 /// </list>
 /// A block holding NaN or ±Inf gets d = NaN, so every output that uses it is NaN (the integer path cannot carry
@@ -37,16 +41,30 @@ internal static unsafe class QuantScratch
 /// </summary>
 internal unsafe struct QuantActivations
 {
-    public sbyte* Qs; public float* D; public float* C; public short* BSums; public int K;
+    public sbyte* Qs; public float* D; public float* C; public int* S; public short* BSums; public int K;
+    public sbyte* QsP; public float* DP; public float* CP; public int* O8; public int* O16;
 
-    public static long Bytes(int k, bool k256) => k + (k256 ? k / 256 * 4 + k / 16 * 2 : k / 32 * 8) + 64;
+    public static long Bytes(int k, bool k256) => k256
+        ? k + k / 256 * 4 + k / 16 * 2 + 128
+        : 2L * k + k / 32 * 12 + (k / 64) * 128 + 256;
 
     public static QuantActivations Create(byte* buf, int k, bool k256)
     {
         var a = new QuantActivations { K = k, Qs = (sbyte*)buf };
-        byte* p = buf + ((k + 31) & ~31);
-        if (k256) { a.D = (float*)p; a.BSums = (short*)(p + k / 256 * 4); }
-        else { a.D = (float*)p; a.C = (float*)(p + k / 32 * 4); }
+        byte* p = buf + ((k + 63) & ~63);
+        if (k256) { a.D = (float*)p; a.BSums = (short*)(p + ((k / 256 * 4 + 31) & ~31)); }
+        else
+        {
+            int nb = k / 32, np = nb / 2;
+            a.QsP = (sbyte*)p; p += (np * 64 + 63) & ~63;
+            a.DP = (float*)p; p += np * 32;
+            a.CP = (float*)p; p += np * 32;
+            a.O8 = (int*)p; p += np * 32;
+            a.O16 = (int*)p; p += np * 32;
+            a.D = (float*)p; p += nb * 4;
+            a.C = (float*)p; p += nb * 4;
+            a.S = (int*)p;
+        }
         return a;
     }
 
@@ -74,9 +92,31 @@ internal unsafe struct QuantActivations
             {
                 int s = 0;
                 for (int i = 0; i < 32; i++) s += q[i];
+                S[b] = s;
                 C[b] = d * s;
             }
         }
+        if (!k256)
+            for (int p = 0; p < K / 64; p++)
+            {
+                sbyte* src = Qs + 64 * p; sbyte* dst = QsP + 64 * p;
+                for (int i = 0; i < 16; i++)
+                {
+                    dst[i] = src[i]; dst[16 + i] = src[32 + i];
+                    dst[32 + i] = src[16 + i]; dst[48 + i] = src[48 + i];
+                }
+                for (int h = 0; h < 2; h++)
+                {
+                    int blk = 2 * p + h;
+                    for (int l = 0; l < 4; l++)
+                    {
+                        DP[8 * p + 4 * h + l] = D[blk];
+                        CP[8 * p + 4 * h + l] = C[blk] * 0.25f;   // exact (power of two)
+                        O8[8 * p + 4 * h + l] = l == 0 ? 8 * S[blk] : 0;
+                        O16[8 * p + 4 * h + l] = l == 0 ? 16 * S[blk] : 0;
+                    }
+                }
+            }
     }
 
     // max |x|, or +Inf / NaN when the block is not all finite (NaN compares false, so it is detected separately).

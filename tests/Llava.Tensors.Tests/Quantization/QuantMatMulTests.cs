@@ -1,5 +1,5 @@
 // Contract: MatMul.Forward over quantized WeightMatrix matches dequantize-then-f32-reference (stated bounds), the SIMD kernels
-// match their scalar twins, decode agrees with ggml's own vec_dot, NaN propagates, odd shapes, thread counts 1 and 3, no allocation.
+// match their scalar twins (every type, odd block counts), decode agrees with ggml's own vec_dot, NaN propagates, odd shapes, thread counts 1 and 3, no allocation.
 using System.Runtime.CompilerServices;
 using Llava.Tensors;
 using Llava.Tensors.Quantization;
@@ -111,6 +111,45 @@ public unsafe class QuantMatMulTests(ITestOutputHelper output)
                 return 1e-5 * s;
             }, $"{t} simd vs scalar");
         }
+    }
+
+    [Theory]
+    [InlineData(512, 1)] [InlineData(256, 2)] [InlineData(256, 3)] [InlineData(0, 2)]
+    public void RandomDecodeShapes(int width, int threads)
+    {
+        // Odd row counts (partial row items), odd block counts (the pair kernels' single-block tail), bias on/off.
+        TestUtil.With(width, threads, () =>
+        {
+            var rng = new Random(width + threads);
+            foreach (var t in WeightTypes)
+                for (int rep = 0; rep < 4; rep++)
+                {
+                    int rows = 2 * rng.Next(1, 90) + 1, blocks = rng.Next(1, 12) | (rep & 1);
+                    Check(t, 1, rows, blocks * BlockOf(t), bias: rep % 3 == 0, seed: rng.Next());
+                }
+        });
+    }
+
+    [Fact]
+    public void SimdKernelsMatchScalarTwinsOddBlocks()
+    {
+        foreach (var t in WeightTypes.Where(QuantDot.HasIntegerKernel))
+            foreach (int blocks in new[] { 1, 3, 5, 41 })
+            {
+                var rng = new Random((int)t * 7 + blocks);
+                int rows = 9, cols = blocks * BlockOf(t);
+                float[] x = TestUtil.Rand(rng, cols, 3f), wv = TestUtil.Rand(rng, rows * cols);
+                var w = Quantized(t, rows, cols, wv, out var wd);
+                float[] ySimd = new float[rows], yScalar = new float[rows];
+                TestUtil.With(256, 1, () => MatMul.Forward(ySimd, x, w, [], 1));
+                TestUtil.With(0, 1, () => MatMul.Forward(yScalar, x, w, [], 1));
+                TestUtil.Close(yScalar, ySimd, o =>
+                {
+                    double s = 0;
+                    for (int i = 0; i < cols; i++) s += Math.Abs(x[i] * wd[o * cols + i]);
+                    return 1e-5 * s;
+                }, $"{t} x{blocks} blocks simd vs scalar");
+            }
     }
 
     [Fact]

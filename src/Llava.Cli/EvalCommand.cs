@@ -1,0 +1,59 @@
+using System.CommandLine;
+using Llava.Generation;
+using Llava.Training.Synthetic;
+using Llava.Vision;
+using Spectre.Console;
+
+namespace Llava.Cli;
+
+/// <summary>`llava eval shapes`: held-out accuracy per question type on the synthetic world, greedy decoding.</summary>
+internal static class EvalCommand
+{
+    public static Command Create()
+    {
+        var common = new CommonOptions();
+        var data = new Option<string>("--data") { Description = "A `llava data shapes` output directory (uses its eval.json and images/).", Required = true };
+        var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N questions." };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest answer.", DefaultValueFactory = _ => 24 };
+        var shapes = new Command("shapes", "Answer every held-out question with the model and print exact and lenient accuracy per question type.");
+        common.AddTo(shapes);
+        foreach (var o in new Option[] { data, limit, maxNew }) shapes.Options.Add(o);
+        shapes.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Cli.Guard(() =>
+        {
+            common.ApplyThreads(r);
+            string dir = r.GetValue(data)!;
+            string evalPath = Path.Combine(dir, "eval.json");
+            if (!File.Exists(evalPath)) throw new CliException($"{evalPath} not found (make it with `llava data shapes`)");
+            var items = ShapesEvalReport.Load(evalPath);
+            if (r.GetValue(limit) is int n) items = items.Take(n).ToList();
+            using var model = ModelLoading.Load(common.ResolveModel(r), common.LoadOptions(r), quiet: false);
+            var (_, template) = Templates.Choose(model, r.GetValue(common.ConvMode), warn: true);
+            var aspect = common.Aspect(r);
+            var session = new LlavaSession(model);
+            var options = new GenerationOptions { Temperature = 0, MaxNewTokens = r.GetValue(maxNew), StopStrings = template.StopString is { Length: > 0 } s ? [s] : [] };
+            var report = new ShapesEvalReport();
+            ModelLoading.Err.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask("answering", maxValue: items.Count);
+                    foreach (var item in items)
+                    {
+                        ct.ThrowIfCancellationRequested();
+                        var image = session.EncodeImage(ImageDecoder.Decode(Path.Combine(dir, "images", item.Image)), aspect);
+                        var conv = template.NewConversation();
+                        conv.AppendMessage(template.Roles[0], "<image>\n" + item.Question);
+                        conv.AppendMessage(template.Roles[1], null);
+                        session.Prefill(session.Tokenize(conv.GetPrompt()), [image]);
+                        string answer = string.Concat(session.Generate(options, ct).Select(t => t.Text)).Trim();
+                        report.Add(item, answer);
+                        task.Increment(1);
+                    }
+                });
+            Console.WriteLine(report.ToString());
+            return 0;
+        })));
+        var cmd = new Command("eval", "Evaluate a model.");
+        cmd.Subcommands.Add(shapes);
+        return cmd;
+    }
+}
