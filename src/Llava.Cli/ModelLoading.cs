@@ -25,6 +25,17 @@ internal static class ModelLoading
 
     public static LlavaModel Load(string path, LlavaLoadOptions options, bool quiet)
     {
+        // An unmerged LoRA adapter + --model-base: merged at load time, as LLaVA's builder does (merge_and_unload).
+        if (Directory.Exists(path) && File.Exists(Path.Combine(path, "adapter_config.json")))
+        {
+            if (options.ModelBase is null) throw new CliException($"{path} is a LoRA adapter: pass --model-base with the model it was trained on");
+            var merged = Directory.CreateTempSubdirectory("llava-lora-merged-").FullName;
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(merged, true); } catch (IOException) { } };
+            if (!quiet) Err.MarkupLine($"[grey]merging LoRA adapter {Markup.Escape(path)} into {Markup.Escape(options.ModelBase)}[/]");
+            Llava.Training.Trainer.ModelExport.MergeLora(path, options.ModelBase, merged);
+            path = merged;
+            options = options with { ModelBase = null };
+        }
         var sw = Stopwatch.StartNew();
         LlavaModel? model = null;
         if (quiet || Console.IsErrorRedirected)

@@ -15,4 +15,7 @@ root.Subcommands.Add(DumpCommand.Create());
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(DataCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
-return await root.Parse(args).InvokeAsync();
+root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(MergeLoraCommand.Create());
+// Ctrl-C during training saves a checkpoint first: give it time instead of the default 2 s.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromMinutes(5) });

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Llava.Training.Data;
 using Llava.Training.Model;
 using Llava.Training.Trainer;
@@ -71,8 +72,15 @@ internal static class TrainCommand
         })));
         return cmd;
 
-        int Run(ParseResult r, CancellationToken ct)
+        int Run(ParseResult r, CancellationToken outer)
         {
+            // Ctrl-C / SIGTERM: finish or abandon the current step, save a checkpoint, exit 130 (independent of the
+            // invocation's own termination timeout, so a long save is never cut short).
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(outer);
+            void Stop(PosixSignalContext c) { c.Cancel = true; cts.Cancel(); }
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+            var ct = cts.Token;
             if (r.GetValue(threads) is int n)
             {
                 if (n < 1) throw new CliException("--threads must be at least 1");

@@ -87,11 +87,25 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public void DataShapes_ThenEvalShapes_ReportsEveryQuestion()
+    {
+        var data = Path.Combine(dir, "shapes");
+        var made = LlavaProcess.Run("data", "shapes", "--output-dir", data, "--train", "20", "--held-out", "3", "--eval-questions-per-image", "2", "--seed", "7");
+        Assert.True(made.ExitCode == 0, made.Stderr);
+        Assert.Contains("20 training + 3 held-out images", made.Stdout);
+        foreach (var f in new[] { "pretrain.json", "finetune.json", "eval.json", "words.txt" }) Assert.True(File.Exists(Path.Combine(data, f)), f);
+        var eval = LlavaProcess.Run("eval", "shapes", "--model", Fixtures.TinyPath("hf"), "--data", data, "--max-new-tokens", "3");
+        Assert.True(eval.ExitCode == 0, eval.Stderr);
+        // 3 images × 2 questions, all scored (the random-weight fixture answers gibberish, so accuracy is ~0).
+        Assert.Matches(@"all\s+6\s", eval.Stdout);
+    }
+
+    [Fact]
     public void Help_ListsEveryCommand()
     {
         var r = LlavaProcess.Run("--help");
         Assert.Equal(0, r.ExitCode);
-        foreach (var c in new[] { "chat", "dump", "info" }) Assert.Contains(c, r.Stdout);
+        foreach (var c in new[] { "chat", "dump", "info", "data", "eval" }) Assert.Contains(c, r.Stdout);
     }
 
     static uint Crc32(ReadOnlySpan<byte> data)

@@ -54,7 +54,7 @@ public sealed partial class LlavaModel : IDisposable
         if (options.Mmproj is not null)
             throw new ModelFormatException("--mmproj goes with a GGUF text model (--model model.gguf)");
         if (File.Exists(Path.Combine(modelPath, "adapter_config.json")))
-            throw new ModelFormatException($"{modelPath}: this is a LoRA adapter; loading adapters arrives with LoRA training support (merge it into a full checkpoint first)");
+            throw new ModelFormatException($"{modelPath}: this is a LoRA adapter; load it with --model-base BASE (merged at load time), or merge it once with `llava merge-lora`");
         var config = LlavaConfig.Load(modelPath, options.VisionTower);
         var files = new List<ITensorFile>();
         try
@@ -104,10 +104,11 @@ public sealed partial class LlavaModel : IDisposable
     static LlavaModel LoadOriginal(LlavaConfig config, LlavaLoadOptions options, List<ITensorFile> files, Action<int, int, string>? progress)
     {
         string dir = config.ModelDirectory;
-        string projectorOnlyPath = Path.Combine(dir, "mm_projector.bin");
+        // LLaVA's stage 1 writes mm_projector.bin; ours writes mm_projector.safetensors.
+        string projectorOnlyPath = File.Exists(Path.Combine(dir, "mm_projector.safetensors")) ? Path.Combine(dir, "mm_projector.safetensors") : Path.Combine(dir, "mm_projector.bin");
         bool projectorOnly = !CheckpointFiles.HasWeights(dir) && File.Exists(projectorOnlyPath);
         if (projectorOnly && options.ModelBase is null)
-            throw new ModelFormatException($"{dir} holds only a projector (mm_projector.bin); pass --model-base with the language model it was trained on");
+            throw new ModelFormatException($"{dir} holds only a projector ({Path.GetFileName(projectorOnlyPath)}); pass --model-base with the language model it was trained on");
 
         // The language model: the checkpoint itself, or --model-base for a projector-only checkpoint.
         string lmDir = projectorOnly ? options.ModelBase! : dir;
@@ -134,7 +135,7 @@ public sealed partial class LlavaModel : IDisposable
             string prefix = projWeights.Names.Select(n => n.IndexOf("mm_projector", StringComparison.Ordinal) is int i and >= 0 ? n[..(i + "mm_projector".Length)] : null)
                 .FirstOrDefault(p => p != null) ?? "model.mm_projector";
             projector = LlavaProjector.Load(pr, OriginalProjectorNames(config.ProjectorDepth, prefix), config.Vision.HiddenSize, config.Text.HiddenSize, "gelu");
-            pr.ThrowIfProblems("the projector (mm_projector.bin)");
+            pr.ThrowIfProblems($"the projector ({Path.GetFileName(projectorOnlyPath)})");
         }
         else
         {
