@@ -125,7 +125,7 @@ internal static class ConvertCommand
             var fallbacks = f.Fallbacks.ToList();
             if (fallbacks.Count > 0)
             {
-                o.WriteLine($"  {fallbacks.Count} tensor(s) took llama.cpp's shape fallback:");
+                o.WriteLine($"  {fallbacks.Count} tensor(s) took a shape fallback (llama.cpp's rule; F16 where llama.cpp has none):");
                 foreach (var g in fallbacks.GroupBy(t => t.Fallback))
                     o.WriteLine($"    {g.Key}: {string.Join(", ", g.Select(t => t.Name))}");
             }

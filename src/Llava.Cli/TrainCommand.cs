@@ -24,7 +24,7 @@ internal static class TrainCommand
         var images = new Option<string>("--image-folder") { Description = "Folder the records' image paths are relative to (--image_folder).", DefaultValueFactory = _ => "" };
         var outDir = new Option<string>("--output-dir", "-o") { Description = "Checkpoints, metrics.jsonl, loss.png and the final model (--output_dir).", Required = true };
         var version = new Option<string?>("--version") { Description = "Conversation template of the data (--version; default plain for pretrain, v1 otherwise)." };
-        var batch = new Option<int>("--per-device-train-batch-size", "--batch-size") { Description = "Samples per forward (micro-batch).", DefaultValueFactory = _ => 8 };
+        var batch = new Option<int>("--per-device-train-batch-size", "--per-device-batch-size", "--batch-size") { Description = "Samples per forward (micro-batch).", DefaultValueFactory = _ => 8 };
         var accum = new Option<int>("--gradient-accumulation-steps") { Description = "Micro-batches per optimizer step; each micro-batch loss is divided by this (HF Trainer).", DefaultValueFactory = _ => 1 };
         var lr = new Option<double>("--learning-rate", "--lr") { Description = "Peak learning rate (LLaVA: 1e-3 pretrain, 2e-5 finetune, 2e-4 lora).", DefaultValueFactory = _ => 5e-5 };
         var projLr = new Option<double?>("--mm-projector-lr") { Description = "Separate learning rate for the projector (default: --learning-rate)." };

@@ -19,7 +19,7 @@ public sealed class ConvertCommandTests : IDisposable
         Assert.True(r.ExitCode == 0, r.Stderr);
         var text = Path.Combine(outDir, "llava-v1.5-tiny-q4_k_m.gguf");
         var mmproj = Path.Combine(outDir, "mmproj-llava-v1.5-tiny-f16.gguf");
-        Assert.Equal([Path.GetFileName(mmproj), Path.GetFileName(text)], Directory.GetFiles(outDir).Select(Path.GetFileName).Order());
+        Assert.Equal([Path.GetFileName(text), Path.GetFileName(mmproj)], Directory.GetFiles(outDir).Select(Path.GetFileName).Order());
         using (var g = GgufFile.Open(text))
         {
             Assert.Equal(15L, g.Metadata.GetInt("general.file_type"));   // LLAMA_FTYPE_MOSTLY_Q4_K_M
@@ -41,8 +41,11 @@ public sealed class ConvertCommandTests : IDisposable
         Assert.Contains($"({new FileInfo(text).Length:N0} bytes)", r.Stdout);
         Assert.Contains($"({new FileInfo(mmproj).Length:N0} bytes)", r.Stdout);
         Assert.Contains("Q5_0 ×", r.Stdout);
-        Assert.Contains("took llama.cpp's shape fallback", r.Stdout);
-        Assert.Contains("row length 172 is not a multiple of 256 (Q4_K) → F16: blk.0.ffn_down.weight, blk.1.ffn_down.weight", r.Stdout);
+        Assert.Contains("tensor(s) took a shape fallback", r.Stdout);
+        Assert.Contains("row length 172 is not a multiple of 256 (Q4_K) → F16: blk.0.ffn_down.weight", r.Stdout);
+        // Layer 1 of 2 is a use_more_bits layer: its attn_v and ffn_down were Q6_K before the fallback.
+        Assert.Contains("row length 64 is not a multiple of 256 (Q6_K) → Q8_0: blk.1.attn_v.weight", r.Stdout);
+        Assert.Contains("row length 172 is not a multiple of 256 (Q6_K) → F16: blk.1.ffn_down.weight", r.Stdout);
         Assert.Matches(@"converted in \d+\.\d\ds", r.Stdout);
         Assert.DoesNotContain(".partial", string.Join(" ", Directory.GetFiles(outDir)));
     }

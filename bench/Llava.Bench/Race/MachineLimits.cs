@@ -50,8 +50,7 @@ sealed record MachineLimits(string Cpu, int Threads, double ReadGBps, double Fma
         byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 4096);
         try
         {
-            new Span<byte>(p, int.MaxValue).Fill(1);
-            new Span<byte>(p + int.MaxValue, (int)(bytes - int.MaxValue)).Fill(1);
+            for (long o = 0; o < bytes; o += 1 << 28) new Span<byte>(p + o, 1 << 28).Fill(1);
             double best = 0;
             for (int pass = 0; pass < 6; pass++)
             {

@@ -16,7 +16,7 @@ public sealed record LlamaCppSettings
     public uint Context { get; init; } = 512;
     public uint Batch { get; init; } = 512;
     public uint UBatch { get; init; } = 512;
-    public int Threads { get; init; } = 2;
+    public int Threads { get; init; } = 1;   // tiny models; one thread avoids ggml's spinning barriers on a busy machine
 
     public static LlamaCppSettings Exact { get; } = new();
 
