@@ -51,6 +51,7 @@ static class LlamaCppEngine
         mp.NThreads = threads;
         mp.UseGpu = false;
         mp.PrintTimings = false;
+        mp.Warmup = false;   // the race's own untimed first run warms up instead
         using var mtmd = MtmdWeights.LoadFromFile(mmproj, weights, mp);
         double load = sw.Elapsed.TotalSeconds;
         Console.Error.WriteLine($"  [llama.cpp] loaded in {load:F2} s (system info: {Marshal.PtrToStringAnsi(NativeApi.llama_print_system_info())})");
@@ -124,7 +125,7 @@ static class LlamaCppEngine
                 Workload.ArgMax(ctx.GetLogitsIth(-1));
                 positions = nPast;
             });
-        }, "[llama.cpp] ttft");
+        }, "[llama.cpp] ttft", warmup: false);
 
         return new EngineResult
         {

@@ -11,13 +11,13 @@ namespace Llava.Bench.Race;
 /// far beyond the caches) and the f32 FMA peak (GFLOP/s, independent FMA chains in registers, the widest vectors the
 /// JIT accelerates). Measured once per (CPU, threads) and cached in the cache directory.
 /// </summary>
-sealed record MachineLimits(string Cpu, int Threads, double ReadGBps, double FmaGflops, int VectorBits, string MeasuredAt)
+sealed record MachineLimits(string Cpu, int Threads, double ReadGBps, double FmaGflops, int VectorBits, string MeasuredAt, string LoadAverage)
 {
-    public static MachineLimits Get(string cacheDir, int threads)
+    public static MachineLimits Get(string cacheDir, int threads, bool remeasure = false)
     {
         string cpu = CpuModel();
         string path = Path.Combine(cacheDir, $"machine-limits-t{threads}.json");
-        if (File.Exists(path))
+        if (File.Exists(path) && !remeasure)
         {
             try
             {
@@ -28,9 +28,15 @@ sealed record MachineLimits(string Cpu, int Threads, double ReadGBps, double Fma
         }
         Console.Error.WriteLine($"[limits] measuring read bandwidth and FMA peak on {threads} thread(s) (cached in {path})");
         var limits = new MachineLimits(cpu, threads, ReadBandwidth(threads), FmaPeak(threads),
-            Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 128, DateTime.UtcNow.ToString("u"));
+            Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 128, DateTime.UtcNow.ToString("u"), Load());
         File.WriteAllText(path, JsonSerializer.Serialize(limits, new JsonSerializerOptions { WriteIndented = true }));
         return limits;
+    }
+
+    static string Load()
+    {
+        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return "?"; }
     }
 
     public static string CpuModel()

@@ -59,7 +59,7 @@ static class OursEngine
                 Workload.ArgMax(logits);
                 positions = session.Position;
             });
-        }, "[ours] ttft");
+        }, "[ours] ttft", warmup: false);
 
         return new EngineResult
         {

@@ -11,8 +11,9 @@ namespace Llava.Bench.Race;
 /// `race`: our engine against llama.cpp on the same synthetic GGUF pair, each engine in its own child process (so
 /// peak RSS is per engine), medians of several runs, each figure also as a fraction of the machine's ceiling.
 /// <code>
-/// race --shape tiny|1b|7b --type f16|q8_0|q4_0|q4_k [--threads N] [--runs R] [--json FILE] [--cache DIR]
+/// race --shape tiny|1b|7b --type f16|q8_0|q4_0|q4_k [--threads N] [--runs R] [--json FILE] [--cache DIR] [--measure-limits]
 /// </code>
+/// --measure-limits re-measures the machine's ceilings instead of reading them from the cache.
 /// The child is the same binary: <c>race --engine ours|llamacpp --text F --mmproj F --threads N --runs R</c>; it prints
 /// one line <c>RESULT {json}</c> on stdout.
 /// </summary>
@@ -25,6 +26,7 @@ static class RaceCommand
         string shapeName = "tiny", typeName = "q4_0";
         string? json = null, cache = null, engine = null, text = null, mmproj = null;
         int threads = Environment.ProcessorCount, runs = 3;
+        bool remeasure = false;
         for (int i = 1; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -36,6 +38,7 @@ static class RaceCommand
                 case "--runs": runs = int.Parse(Next()); break;
                 case "--json": json = Next(); break;
                 case "--cache": cache = Next(); break;
+                case "--measure-limits": remeasure = true; break;
                 case "--engine": engine = Next(); break;
                 case "--text": text = Next(); break;
                 case "--mmproj": mmproj = Next(); break;
@@ -59,7 +62,7 @@ static class RaceCommand
 
         string commandLine = "dotnet run -c Release --project bench/Llava.Bench -- " + string.Join(' ', args);
         var load0 = LoadAverage();
-        var limits = MachineLimits.Get(cache, threads);
+        var limits = MachineLimits.Get(cache, threads, remeasure);
         var files = SyntheticLlava.Ensure(shape, type, cache);
         long bytesPerToken = WeightBytesPerToken(files.TextModel, out long textBytes);
 
@@ -75,7 +78,7 @@ static class RaceCommand
         w.WriteLine($"race: shape {shape.Name} (hidden {shape.Hidden}, {shape.Layers} layers, {shape.Heads}/{shape.KvHeads} heads, ffn {shape.Ffn}, vocab {shape.Vocab}), text {type.Name()} " +
                     $"{textBytes / 1e9:F2} GB ({bytesPerToken / 1e6:F0} MB of weights read per token), mmproj ViT-L/14-336 f16, {threads} threads, median of {runs} runs");
         w.WriteLine($"machine: {Environment.ProcessorCount} cores, {limits.Cpu}, {MemTotalGiB():F0} GiB; limits at {threads} threads: read {limits.ReadGBps:F1} GB/s, " +
-                    $"f32 FMA peak {limits.FmaGflops:F0} GFLOP/s ({limits.VectorBits}-bit); load average {load0} → {load1}");
+                    $"f32 FMA peak {limits.FmaGflops:F0} GFLOP/s ({limits.VectorBits}-bit; measured {limits.MeasuredAt} at load average {limits.LoadAverage}); load average during the race {load0} → {load1}");
         var rows = new List<JsonObject>();
         foreach (var r in results)
         {
@@ -151,7 +154,7 @@ static class RaceCommand
                 {
                     ["cores"] = Environment.ProcessorCount, ["cpu"] = limits.Cpu, ["mem_gib"] = MemTotalGiB(),
                     ["threads"] = threads, ["read_gbps"] = limits.ReadGBps, ["fma_peak_gflops"] = limits.FmaGflops,
-                    ["vector_bits"] = limits.VectorBits, ["limits_measured_at"] = limits.MeasuredAt,
+                    ["vector_bits"] = limits.VectorBits, ["limits_measured_at"] = limits.MeasuredAt, ["limits_load_average"] = limits.LoadAverage,
                     ["load_average_start"] = load0, ["load_average_end"] = load1,
                 },
                 ["engines"] = new JsonArray(rows.ToArray()),

@@ -47,10 +47,13 @@ static class Workload
         return best;
     }
 
-    /// <summary>One warm-up, then <paramref name="runs"/> timed runs of <paramref name="timed"/> (which returns the seconds it measured).</summary>
-    public static double[] Runs(int runs, Func<double> timed, string what)
+    /// <summary>
+    /// One warm-up (unless the code path is already warm: TTFT runs after the image and prefill runs), then
+    /// <paramref name="runs"/> timed runs of <paramref name="timed"/> (which returns the seconds it measured).
+    /// </summary>
+    public static double[] Runs(int runs, Func<double> timed, string what, bool warmup = true)
     {
-        timed();
+        if (warmup) timed();
         var t = new double[runs];
         for (int i = 0; i < runs; i++)
         {

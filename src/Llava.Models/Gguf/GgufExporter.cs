@@ -14,6 +14,9 @@ namespace Llava.Models.Gguf;
 /// (<c>mmproj</c>, <c>clip.projector_type = mlp</c>) for llama.cpp's <c>tools/mtmd</c>.
 /// Names, keys, q/k row permutation and vocabulary padding follow llama.cpp's converters
 /// (<c>convert_hf_to_gguf.py</c> and the legacy <c>convert_image_encoder_to_gguf.py</c>).
+/// The text model can be quantized directly (Q8_0 … Q6_K and the Q4_K_S / Q4_K_M / Q5_K_M mixes): per-tensor types
+/// follow llama-quantize (<see cref="LlamaQuantRules"/>) and the bytes are ggml's reference quantizer's, so the file
+/// equals <c>llama-quantize</c> run on our F32 export. The mmproj stays F16 (or F32/BF16), as llama.cpp's LLaVA files.
 /// </summary>
 public static class GgufExporter
 {
@@ -24,7 +27,7 @@ public static class GgufExporter
     public static GgufExportResult Export(string modelDirectory, string outputDirectory, GgufExportOptions? options = null)
     {
         options ??= new GgufExportOptions();
-        var mmprojType = options.ResolvedMmprojType;
+        _ = options.ResolvedMmprojType;   // refuse a quantized mmproj before writing anything
         Directory.CreateDirectory(outputDirectory);
         var config = LlavaConfig.Load(modelDirectory, options.VisionTower);
         var (text, mmproj) = OutputPaths(config.ModelName, outputDirectory, options);

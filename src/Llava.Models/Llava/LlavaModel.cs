@@ -92,8 +92,7 @@ public sealed partial class LlavaModel : IDisposable
         var projector = LlavaProjector.Load(r, names, config.Vision.HiddenSize, config.Text.HiddenSize, config.ProjectorAct);
         progress?.Invoke(3, 4, "language model");
         var language = new LlamaModel(lr, textPrefix, lmHead, config.Text);
-        r.ThrowIfProblems("the llava-hf checkpoint");
-        lr.ThrowIfProblems("the llava-hf checkpoint's language model");
+        WeightReader.ThrowIfProblems("the llava-hf checkpoint", r, lr);
 
         var tokenizer = LlamaTokenizer.FromDirectory(config.ModelDirectory);
         var processor = LoadProcessor(config.ModelDirectory, config.Vision);

@@ -65,6 +65,16 @@ public sealed unsafe class WeightReader
 
     public void Problem(string message) => problems.Add(message);
 
+    /// <summary>Throws one ModelFormatException listing every problem of several readers over the same checkpoint.</summary>
+    public static void ThrowIfProblems(string what, params WeightReader[] readers)
+    {
+        var all = readers.SelectMany(r => r.problems).Distinct().ToList();
+        if (all.Count == 0) return;
+        var merged = new WeightReader(readers[0].file);
+        merged.problems.AddRange(all);
+        merged.ThrowIfProblems(what);
+    }
+
     /// <summary>Throws one ModelFormatException listing every problem seen so far.</summary>
     public void ThrowIfProblems(string what)
     {

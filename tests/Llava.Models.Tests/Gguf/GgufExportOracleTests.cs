@@ -19,10 +19,11 @@ public sealed class GgufExportOracleTests(ITestOutputHelper output)
     }
 
     [Theory]
-    // Measured: F32 1.24e-3, F16 1.47e-3. The F32 residual is not the q/k permutation (without it the error is 1.18),
-    // nor llama.cpp's KV-cache type or flash attention (neither changes it); its source is still open, hence 2e-3.
-    [InlineData(GgufOutputType.F32, 2e-3)]
-    [InlineData(GgufOutputType.F16, 2e-3)]
+    // With llama.cpp's attention exact (f32 KV cache, flash attention off; its CPU flash attention computes in f16 and
+    // alone costs 1.24e-3 here, see Llava.Generation.Tests/LlamaCpp/LlamaCppF32GapTests) F32 agrees to rounding.
+    // F16 also carries llama.cpp's f16 rounding of activations before F16 matmuls.
+    [InlineData(GgufOutputType.F32, 1e-5)]
+    [InlineData(GgufOutputType.F16, 1e-3)]
     public void OriginalLayout_TextModel_InLlamaCpp_MatchesLlavaLogits(GgufOutputType type, double bound)
     {
         using var dir = new TempDir();
@@ -54,6 +55,6 @@ public sealed class GgufExportOracleTests(ITestOutputHelper output)
         var expected = Row(c.Tensor("logits_last"), 8, 7);
         double rel = Numerics.RelativeError(logits, expected);
         output.WriteLine($"llava-hf F32: llama.cpp vs transformers last-position logits over 32064 ids, relative error {rel:E3}");
-        Assert.True(rel <= 2e-3, $"relative error {rel:E3}");   // measured 1.24e-3, as the original layout
+        Assert.True(rel <= 1e-5, $"relative error {rel:E3}");   // exact attention settings, as above
     }
 }

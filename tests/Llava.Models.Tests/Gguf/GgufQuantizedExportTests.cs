@@ -88,18 +88,20 @@ public sealed class GgufQuantizedExportTests(SyntheticLlama model, ITestOutputHe
         int checkedTensors = 0;
         foreach (var info in q.Tensors.Where(t => GgmlQuant.IsSupported(t.Type)))
         {
-            var original = f32.Get(info.Name).ToFloat32();
-            int rowLength = (int)info.Dimensions[0], rows = original.Length / rowLength, rowBytes = (int)(info.ByteSize / rows);
-            var encoded = new byte[info.ByteSize];
-            var want = new float[original.Length];
-            var got = new float[original.Length];
-            GgmlQuant.Dequantize(info.Type, info.Bytes, got);
-            // Row by row on all cores (the reference codec is independent per row).
-            Parallel.For(0, rows, r =>
+            int rowLength = (int)info.Dimensions[0];
+            // The reference encoding of a (tensor, type) pair is shared by the cases that use it (e.g. Q4_K and Q4_K_M).
+            var encoded = model.ReferenceEncodings.GetOrAdd((info.Name, info.Type), _ =>
             {
-                GgmlQuant.QuantizeReference(info.Type, original.AsSpan(r * rowLength, rowLength), encoded.AsSpan(r * rowBytes, rowBytes));
-                GgmlQuant.Dequantize(info.Type, encoded.AsSpan(r * rowBytes, rowBytes), want.AsSpan(r * rowLength, rowLength));
+                var original = f32.Get(info.Name).ToFloat32();
+                int rows = original.Length / rowLength, rowBytes = (int)(info.ByteSize / rows);
+                var e = new byte[info.ByteSize];
+                Parallel.For(0, rows, r => GgmlQuant.QuantizeReference(info.Type, original.AsSpan(r * rowLength, rowLength), e.AsSpan(r * rowBytes, rowBytes)));
+                return e;
             });
+            var want = new float[info.ElementCount];
+            var got = new float[info.ElementCount];
+            GgmlQuant.Dequantize(info.Type, encoded, want);
+            GgmlQuant.Dequantize(info.Type, info.Bytes, got);
             for (int i = 0; i < want.Length; i++)
                 if (BitConverter.SingleToInt32Bits(want[i]) != BitConverter.SingleToInt32Bits(got[i]))
                     Assert.Fail($"{info.Name} ({info.Type}) element {i}: {got[i]} vs reference {want[i]}");
@@ -112,7 +114,9 @@ public sealed class GgufQuantizedExportTests(SyntheticLlama model, ITestOutputHe
     }
 
     [Theory]
-    // Measured (2 cores, this seed): see the test output for the per-step gaps and noise.
+    // Measured (this seed, 32 steps): F32 top-1/top-2 gaps 2.36 (step 4) to 6.85, mean 4.6. Largest logit move
+    // (noise) per type, max over the 32 steps: Q8_0 0.110, Q4_0 1.025, Q4_K 0.944, Q4_K_M 0.906. So 2·noise < gap at
+    // every step for every type, and the quantized greedy runs reproduce all 32 F32 tokens.
     [InlineData(GgufOutputType.Q8_0)]
     [InlineData(GgufOutputType.Q4_0)]
     [InlineData(GgufOutputType.Q4_K)]
@@ -147,6 +151,8 @@ public sealed class GgufQuantizedExportTests(SyntheticLlama model, ITestOutputHe
         output.WriteLine($"  gap   {string.Join(" ", gaps.Select(g => g.ToString("F2")))}");
         output.WriteLine($"  noise {string.Join(" ", noise.Select(g => g.ToString("F2")))}  (max {noise.Max():F3})");
 
+        // Not vacuous: the model is built so that quantization noise stays well under the typical gap.
+        Assert.True(firstUnsafe >= 16, $"only {firstUnsafe} steps have a gap above 2×noise");
         if (agree < firstUnsafe)
             Assert.Fail($"greedy diverged at step {agree} though the gap there ({gaps[agree]:F3}) exceeds 2×noise ({noise[agree]:F3})");
         for (int t = 0; t < steps; t++)

@@ -31,6 +31,8 @@ public sealed class SyntheticLlama : IDisposable
     public (int[] Tokens, float[][] Logits) F32Greedy => f32Greedy.Value;
 
     public TimeSpan BuildTime { get; }
+    /// <summary>GgmlQuant.QuantizeReference of each F32-export tensor, by (name, type), shared across test cases.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<(string, Llava.Tensors.GgmlType), byte[]> ReferenceEncodings { get; } = new();
 
     public SyntheticLlama()
     {
