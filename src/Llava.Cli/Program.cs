@@ -13,6 +13,7 @@ var root = new RootCommand("llava: LLaVA (CLIP + projector + LLaMA) in .NET: cha
 root.Subcommands.Add(ChatCommand.Create());
 root.Subcommands.Add(DumpCommand.Create());
 root.Subcommands.Add(InfoCommand.Create());
+root.Subcommands.Add(ConvertCommand.Create());
 root.Subcommands.Add(DataCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
