@@ -52,9 +52,9 @@ internal static class ChatCommand
             var aspect = common.Aspect(r);
             using var model = ModelLoading.Load(common.ResolveModel(r),
                 common.LoadOptions(r), quiet: asJson);
-            var (templateName, template) = Templates.Choose(model, r.GetValue(common.ConvMode), warn: !asJson);
+            var format = Templates.Choose(model, r.GetValue(common.ConvMode), warn: !asJson);
             var session = new LlavaSession(model, r.GetValue(common.CtxSize));
-            var chat = new ChatTurns(session, template, gen, aspect);
+            var chat = new ChatTurns(session, format, gen, aspect);
             if (r.GetValue(image) is string img)
             {
                 var sw = Stopwatch.StartNew();
@@ -72,7 +72,7 @@ internal static class ChatCommand
                         prompt_tokens = result.PromptTokens,
                         completion_tokens = result.CompletionTokens,
                         finish_reason = result.Finish.ToString().ToLowerInvariant(),
-                        conv_mode = templateName,
+                        conv_mode = format.Name,
                         model = model.Config.ModelName,
                     }, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
                 else Console.WriteLine();
@@ -80,16 +80,16 @@ internal static class ChatCommand
                 return result.Finish == FinishReason.ContextFull ? 1 : 0;
             }
 
-            Interactive(chat, templateName, template, session, r.GetValue(verbose), ct);
+            Interactive(chat, format, session, r.GetValue(verbose), ct);
             return 0;
         })));
         return cmd;
     }
 
-    static void Interactive(ChatTurns chat, string templateName, ConversationTemplate template, LlavaSession session, bool verbose, CancellationToken ct)
+    static void Interactive(ChatTurns chat, PromptFormat format, LlavaSession session, bool verbose, CancellationToken ct)
     {
-        var roles = template.Roles;
-        ModelLoading.Err.MarkupLine($"[grey]conversation template: {templateName}. Empty line or Ctrl-D exits.[/]");
+        string[] roles = [format.UserLabel, format.AssistantLabel];
+        ModelLoading.Err.MarkupLine($"[grey]conversation template: {format.Name}. Empty line or Ctrl-D exits.[/]");
         while (!ct.IsCancellationRequested)
         {
             Console.Write($"{roles[0]}: ");

@@ -17,17 +17,17 @@ internal sealed record TurnResult(string Text, int PromptTokens, int PrefillToke
 internal sealed class ChatTurns
 {
     readonly LlavaSession session;
-    readonly Conversation conversation;
+    readonly PromptFormat format;
     readonly GenerationOptions options;
     readonly ImageAspectMode? aspect;
     ImageFeatures? image;
     bool imagePending;
 
-    public ChatTurns(LlavaSession session, ConversationTemplate template, GenerationOptions options, ImageAspectMode? aspect)
+    public ChatTurns(LlavaSession session, PromptFormat format, GenerationOptions options, ImageAspectMode? aspect)
     {
         this.session = session;
-        conversation = template.NewConversation();
-        this.options = options with { StopStrings = template.StopString is { Length: > 0 } stop ? [stop] : [] };
+        this.format = format.Fresh();
+        this.options = options with { StopStrings = format.StopStrings };
         this.aspect = aspect;
     }
 
@@ -39,13 +39,10 @@ internal sealed class ChatTurns
 
     public TurnResult Ask(string question, TextWriter? stream, CancellationToken ct)
     {
-        var roles = conversation.Template.Roles;
         // The first user turn carries the image, as "<image>\n" + text (LLaVA's cli.py).
-        string text = imagePending ? "<image>\n" + question : question;
+        format.AddUser(question, imagePending);
         imagePending = false;
-        conversation.AppendMessage(roles[0], text);
-        conversation.AppendMessage(roles[1], null);
-        var ids = session.Tokenize(conversation.GetPrompt());
+        var ids = session.Tokenize(format.Render());
         var images = image is null || !ids.Contains(session.Model.Config.ImageTokenIndex) ? new List<ImageFeatures>() : new List<ImageFeatures> { image };
 
         var sw = Stopwatch.StartNew();
@@ -66,7 +63,7 @@ internal sealed class ChatTurns
         }
         double decode = sw.Elapsed.TotalSeconds;
         string reply = answer.ToString().Trim();
-        conversation.SetLastMessageText(reply);
+        format.AddAnswer(reply);
         int promptTokens = ids.Length - images.Count + images.Sum(i => i.Rows);
         return new TurnResult(reply, promptTokens, computed, count, prefill, decode, finish);
     }

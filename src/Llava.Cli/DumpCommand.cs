@@ -54,11 +54,7 @@ internal static class DumpCommand
             if (rawPrompt is not null) fullPrompt = rawPrompt;
             else
             {
-                var (_, template) = Templates.Choose(model, r.GetValue(common.ConvMode), warn: false);
-                var conv = template.NewConversation();
-                conv.AppendMessage(template.Roles[0], imagePath is null ? question! : "<image>\n" + question);
-                conv.AppendMessage(template.Roles[1], null);
-                fullPrompt = conv.GetPrompt();
+                fullPrompt = Templates.Choose(model, r.GetValue(common.ConvMode), warn: false).SingleTurn(question!, imagePath is not null);
             }
             var ids = session.Tokenize(fullPrompt);
             int markers = ids.Count(i => i == model.Config.ImageTokenIndex);

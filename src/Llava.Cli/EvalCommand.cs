@@ -27,10 +27,10 @@ internal static class EvalCommand
             var items = ShapesEvalReport.Load(evalPath);
             if (r.GetValue(limit) is int n) items = items.Take(n).ToList();
             using var model = ModelLoading.Load(common.ResolveModel(r), common.LoadOptions(r), quiet: false);
-            var (_, template) = Templates.Choose(model, r.GetValue(common.ConvMode), warn: true);
+            var format = Templates.Choose(model, r.GetValue(common.ConvMode), warn: true);
             var aspect = common.Aspect(r);
             var session = new LlavaSession(model);
-            var options = new GenerationOptions { Temperature = 0, MaxNewTokens = r.GetValue(maxNew), StopStrings = template.StopString is { Length: > 0 } s ? [s] : [] };
+            var options = new GenerationOptions { Temperature = 0, MaxNewTokens = r.GetValue(maxNew), StopStrings = format.StopStrings };
             var report = new ShapesEvalReport();
             ModelLoading.Err.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .Start(ctx =>
@@ -40,10 +40,7 @@ internal static class EvalCommand
                     {
                         ct.ThrowIfCancellationRequested();
                         var image = session.EncodeImage(ImageDecoder.Decode(Path.Combine(dir, "images", item.Image)), aspect);
-                        var conv = template.NewConversation();
-                        conv.AppendMessage(template.Roles[0], "<image>\n" + item.Question);
-                        conv.AppendMessage(template.Roles[1], null);
-                        session.Prefill(session.Tokenize(conv.GetPrompt()), [image]);
+                        session.Prefill(session.Tokenize(format.SingleTurn(item.Question, hasImage: true)), [image]);
                         string answer = string.Concat(session.Generate(options, ct).Select(t => t.Text)).Trim();
                         report.Add(item, answer);
                         task.Increment(1);

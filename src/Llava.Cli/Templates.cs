@@ -22,14 +22,20 @@ internal static class Templates
         return auto;
     }
 
-    public static (string Name, ConversationTemplate Template) Choose(LlavaModel model, string? convMode, bool warn)
+    public static PromptFormat Choose(LlavaModel model, string? convMode, bool warn)
     {
+        if (convMode is "chat_template" or "hf")
+        {
+            var t = Llava.Text.ChatTemplate.FromDirectory(model.Config.ModelDirectory)
+                ?? throw new CliException($"--conv-mode {convMode}: {model.Config.ModelDirectory} has no chat template (tokenizer_config.json chat_template, chat_template.json or chat_template.jinja)");
+            return new HfPromptFormat(t);
+        }
         string auto = Auto(model);
-        if (convMode is null) return (auto, ConversationTemplates.Get(auto));
+        if (convMode is null) return new LlavaPromptFormat(auto, ConversationTemplates.Get(auto));
         if (!ConversationTemplates.Names.Contains(convMode))
-            throw new CliException($"unknown --conv-mode '{convMode}'; known: {string.Join(", ", ConversationTemplates.Names)}");
+            throw new CliException($"unknown --conv-mode '{convMode}'; known: {string.Join(", ", ConversationTemplates.Names)}, chat_template");
         if (warn && convMode != auto)
             ModelLoading.Err.MarkupLine($"[yellow]note:[/] the auto-selected template is {auto}, using --conv-mode {Markup.Escape(convMode)}");
-        return (convMode, ConversationTemplates.Get(convMode));
+        return new LlavaPromptFormat(convMode, ConversationTemplates.Get(convMode));
     }
 }

@@ -101,6 +101,32 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public void ConvModeChatTemplate_UsesTheCheckpointsJinjaTemplate()
+    {
+        var model = Path.Combine(dir, "hf-with-template");
+        Directory.CreateDirectory(model);
+        foreach (var f in Directory.GetFiles(Fixtures.TinyPath("hf"))) File.CreateSymbolicLink(Path.Combine(model, Path.GetFileName(f)), f);
+        // llava-hf/llava-1.5-7b-hf's chat template, as transformers ships it.
+        const string template = "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}";
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Fixtures.TinyPath("hf", "tokenizer_config.json")))!.AsObject();
+        config["chat_template"] = template;
+        File.Delete(Path.Combine(model, "tokenizer_config.json"));
+        File.WriteAllText(Path.Combine(model, "tokenizer_config.json"), config.ToJsonString());
+
+        string image = Fixtures.TinyPath("images", "tiny_37x61.png");
+        var a = LlavaProcess.Run("dump", "--model", model, "--image", image, "--prompt", "What is shown?", "--conv-mode", "chat_template", "--out", Path.Combine(dir, "a.safetensors"));
+        Assert.True(a.ExitCode == 0, a.Stderr);
+        var b = LlavaProcess.Run("dump", "--model", model, "--image", image, "--raw-prompt", "USER: <image>\nWhat is shown? ASSISTANT:", "--out", Path.Combine(dir, "b.safetensors"));
+        Assert.True(b.ExitCode == 0, b.Stderr);
+        using var fa = Llava.Formats.Safetensors.SafetensorsFile.Open(Path.Combine(dir, "a.safetensors"));
+        using var fb = Llava.Formats.Safetensors.SafetensorsFile.Open(Path.Combine(dir, "b.safetensors"));
+        Assert.Equal(Llava.Formats.TensorFileExtensions.Get(fb, "input_ids").ToInt64(), Llava.Formats.TensorFileExtensions.Get(fa, "input_ids").ToInt64());
+        var none = LlavaProcess.Run("chat", "--model", Fixtures.TinyPath("hf"), "--prompt", "hi", "--conv-mode", "chat_template");
+        Assert.Equal(1, none.ExitCode);
+        Assert.Contains("no chat template", none.Stderr);
+    }
+
+    [Fact]
     public void Help_ListsEveryCommand()
     {
         var r = LlavaProcess.Run("--help");
