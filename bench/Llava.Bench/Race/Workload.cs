@@ -7,7 +7,7 @@ static class Workload
 {
     public const int PromptTokens = 512, DecodeTokens = 128, ContextSize = 2048;
 
-    /// <summary>The LLaVA query for time-to-first-token: one image and a ~40-token question (vicuna_v1 template).</summary>
+    /// <summary>The LLaVA query for time-to-first-token: one image and a ≈ 35-token question in the vicuna_v1 template (79 text tokens in all).</summary>
     public const string Question =
         "What is unusual about this image? Describe every object you can see, where each one is, what colour it is, " +
         "and explain why the scene might look strange to a visitor.";

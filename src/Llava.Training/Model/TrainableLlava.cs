@@ -89,7 +89,12 @@ public sealed class TrainableLlava : IDisposable
         finalNorm = trainLm ? Param("model.norm.weight", [h]) : null;
         finalNormFrozen = finalNorm is null ? Vector("model.norm.weight") : [];
         string head = weights.Contains(storedName("lm_head.weight")) ? "lm_head.weight" : "model.embed_tokens.weight";
-        lmHead = Linear(head, h, c.VocabSize, trainLm, bias: false, asName: "lm_head.weight");
+        // tie_word_embeddings (no lm_head tensor): the head shares the embedding's data and gradient, so the tie
+        // survives training and saving (both backward paths accumulate into the one gradient).
+        bool tied = head != "lm_head.weight";
+        lmHead = tied && embed is not null
+            ? new TrainableLinear("lm_head.weight", h, c.VocabSize, embed, default, null, null)
+            : Linear(head, h, c.VocabSize, trainLm, bias: false, asName: "lm_head.weight");
 
         int depth = cfg.ProjectorDepth;
         projector = new TrainableLinear[depth];
