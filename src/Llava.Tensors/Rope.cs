@@ -19,7 +19,7 @@ public static unsafe partial class Rope
             throw new ArgumentException("span shorter than its shape");
         fixed (float* px = x) fixed (float* pc = cos) fixed (float* ps = sin)
         {
-            var job = new Job { X = px, Cos = pc, Sin = ps, Heads = heads, HeadDim = headDim };
+            var job = new Job { X = px, Cos = pc, Sin = ps, Heads = heads, HeadDim = headDim, SinSign = 1f };
             Workers.Run(ref job, tokens * heads, Math.Max(1, 16384 / Math.Max(1, headDim)));
         }
     }
@@ -27,6 +27,8 @@ public static unsafe partial class Rope
     struct Job : IParallelJob
     {
         public float* X, Cos, Sin; public int Heads, HeadDim;
+        /// <summary>+1 rotates by θ (forward); −1 by −θ, the transpose, which is the backward.</summary>
+        public float SinSign;
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
@@ -39,22 +41,22 @@ public static unsafe partial class Rope
                 if (Simd.Width >= 512)
                     for (; i + 16 <= half; i += 16)
                     {
-                        Vector512<float> x1 = Vector512.Load(a + i), x2 = Vector512.Load(b + i), vc = Vector512.Load(c + i), vs = Vector512.Load(s + i);
+                        Vector512<float> x1 = Vector512.Load(a + i), x2 = Vector512.Load(b + i), vc = Vector512.Load(c + i), vs = Vector512.Load(s + i) * SinSign;
                         Vector512.Store(x1 * vc - x2 * vs, a + i);
                         Vector512.Store(x2 * vc + x1 * vs, b + i);
                     }
                 if (Simd.Width >= 256)
                     for (; i + 8 <= half; i += 8)
                     {
-                        Vector256<float> x1 = Vector256.Load(a + i), x2 = Vector256.Load(b + i), vc = Vector256.Load(c + i), vs = Vector256.Load(s + i);
+                        Vector256<float> x1 = Vector256.Load(a + i), x2 = Vector256.Load(b + i), vc = Vector256.Load(c + i), vs = Vector256.Load(s + i) * SinSign;
                         Vector256.Store(x1 * vc - x2 * vs, a + i);
                         Vector256.Store(x2 * vc + x1 * vs, b + i);
                     }
                 for (; i < half; i++)
                 {
-                    float x1 = a[i], x2 = b[i];
-                    a[i] = x1 * c[i] - x2 * s[i];
-                    b[i] = x2 * c[i] + x1 * s[i];
+                    float x1 = a[i], x2 = b[i], si = s[i] * SinSign;
+                    a[i] = x1 * c[i] - x2 * si;
+                    b[i] = x2 * c[i] + x1 * si;
                 }
             }
         }
