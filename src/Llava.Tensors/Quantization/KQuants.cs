@@ -352,6 +352,7 @@ public static class Q3_K
         int nb = Blocks(GgmlType.Q3_K, src.Length, dst.Length, nameof(dst));
         Span<sbyte> L = stackalloc sbyte[256];
         Span<float> scales = stackalloc float[16];
+        Span<byte> Lu = stackalloc byte[256];   // outside the block loop: a stackalloc inside it would grow the stack per block
         for (int i = 0; i < nb; i++)
         {
             var x = src.Slice(i * BlockSize, BlockSize);
@@ -397,7 +398,6 @@ public static class Q3_K
             hmask.Clear();
             int m = 0;
             byte hm = 1;
-            Span<byte> Lu = stackalloc byte[256];
             for (int j = 0; j < 256; j++)
             {
                 int v = L[j];
