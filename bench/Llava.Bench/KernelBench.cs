@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Llava.Tensors;
+using Llava.Tensors.Quantization;
 
 namespace Llava.Bench;
 
@@ -11,6 +12,8 @@ static unsafe class KernelBench
 {
     public static void Run(BenchOptions o)
     {
+        // LLAVA_KERNELS=quant runs only the quantized-prefill section (TinyLlama-1.1B shapes).
+        if (Environment.GetEnvironmentVariable("LLAVA_KERNELS") == "quant") { QuantPrefill(o); return; }
         Console.WriteLine("matmul: weights (rows x cols), dtype, tokens -> median time, throughput");
         foreach (var (rows, cols) in new[] { (4096, 4096), (11008, 4096), (4096, 11008) })
             foreach (var dtype in new[] { DType.BF16, DType.F16, DType.F32 })
@@ -43,6 +46,38 @@ static unsafe class KernelBench
             double s = Stats.Median(o.Runs * 4, () => Attention.Forward(outp, q, k, v, 1, kv, 32, 32, 128, 0.088f, true, kv - 1));
             Console.WriteLine($"  kv {kv,5}: {s * 1e3,8:F3} ms  {2.0 * kv * 32 * 128 * 4 / s / 1e9,6:F1} GB/s of K+V");
         }
+    }
+
+    /// <summary>Quantized weights (ggml blocks) at TinyLlama-1.1B shapes: prefill GOPS (2·tokens·rows·cols per matmul) and decode GB/s.</summary>
+    static void QuantPrefill(BenchOptions o)
+    {
+        Console.WriteLine("quantized matmul: weights (rows x cols), type, tokens -> median time, throughput (GOPS = 2·tokens·rows·cols / s)");
+        foreach (var (rows, cols) in new[] { (2048, 2048), (5632, 2048), (2048, 5632) })
+            foreach (var type in new[] { GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
+            {
+                long rowBytes = GgmlTypeInfo.RowBytes(type, cols), bytes = rowBytes * rows;
+                byte* w = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+                try
+                {
+                    var vals = Random(rows * cols);
+                    Parallel.For(0, rows, r => GgmlQuant.QuantizeReference(type, vals.AsSpan(r * cols, cols), new Span<byte>(w + r * rowBytes, (int)rowBytes)));
+                    var m = new WeightMatrix(type, rows, cols, w);
+                    foreach (int tokens in new[] { 1, 512 })
+                    {
+                        var x = Random(tokens * cols);
+                        var y = new float[tokens * rows];
+                        int runs = tokens == 1 ? o.Runs * 4 : o.Runs;
+                        var cpu0 = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+                        double s = Stats.Median(runs, () => MatMul.Forward(y, x, m, default, tokens));
+                        // CPU seconds per call (warm-up included) next to wall time: on a shared machine the wall clock
+                        // also counts time the threads were descheduled.
+                        double cpu = (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds / (runs + 1);
+                        string rate = tokens == 1 ? $"{bytes / s / 1e9,7:F1} GB/s" : $"{2.0 * rows * cols * tokens / s / 1e9,7:F1} GOPS ({2.0 * rows * cols * tokens / cpu / 1e9:F1} per CPU-second)";
+                        Console.WriteLine($"  {rows,5} x {cols,-5} {type,-4} tokens {tokens,4}: {s * 1e3,9:F2} ms  {rate}");
+                    }
+                }
+                finally { NativeMemory.AlignedFree(w); }
+            }
     }
 
     static float[] Random(int n)

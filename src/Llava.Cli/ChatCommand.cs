@@ -31,6 +31,7 @@ internal static class ChatCommand
         var cmd = new Command("chat", "Chat about an image with a LLaVA model (interactive, or one-shot with --prompt).");
         common.AddTo(cmd);
         cmd.Options.Add(common.CtxSize);
+        cmd.Options.Add(common.KvCache);
         foreach (var o in new Option[] { image, prompt, json, temperature, topP, topK, repetition, maxNew, seed, verbose }) cmd.Options.Add(o);
 
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Cli.Guard(() =>
@@ -50,10 +51,13 @@ internal static class ChatCommand
             };
             if (gen.MaxNewTokens < 1) throw new CliException("--max-new-tokens must be at least 1");
             var aspect = common.Aspect(r);
+            var kvCache = common.KvCacheType(r);
             using var model = ModelLoading.Load(common.ResolveModel(r),
                 common.LoadOptions(r), quiet: asJson);
             var format = Templates.Choose(model, r.GetValue(common.ConvMode), warn: !asJson);
-            var session = new LlavaSession(model, r.GetValue(common.CtxSize));
+            using var session = new LlavaSession(model, r.GetValue(common.CtxSize), kvCache);
+            if (r.GetValue(verbose) && !asJson)
+                ModelLoading.Err.MarkupLine($"[grey]KV cache: {session.CacheType.ToString().ToLowerInvariant()}, {session.ContextSize} positions, {session.CacheBytes / 1048576.0:F1} MiB reserved (resident as positions fill)[/]");
             var chat = new ChatTurns(session, format, gen, aspect);
             if (r.GetValue(image) is string img)
             {
@@ -121,6 +125,6 @@ internal static class ChatCommand
         ModelLoading.Err.MarkupLine(
             $"[grey]prompt {r.PromptTokens} tokens ({r.PrefillTokens} computed) in {r.PrefillSeconds:F2}s = {pps:F1} tokens/s; " +
             $"answer {r.CompletionTokens} tokens in {r.DecodeSeconds:F2}s = {tps:F1} tokens/s; finish: {r.Finish}; " +
-            $"context {s.Position}/{s.ContextSize}; KV cache {s.CacheBytes / 1048576.0:F1} MiB; working set {Environment.WorkingSet / 1048576.0:F0} MiB[/]");
+            $"context {s.Position}/{s.ContextSize}; KV cache {s.CacheType.ToString().ToLowerInvariant()} {s.CacheBytes / 1048576.0:F1} MiB; working set {Environment.WorkingSet / 1048576.0:F0} MiB[/]");
     }
 }

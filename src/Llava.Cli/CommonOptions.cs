@@ -16,6 +16,7 @@ internal sealed class CommonOptions
     public readonly Option<bool> Load8Bit = new("--load-8bit") { Description = "Quantize the weights to 8 bits (Q8_0) while loading." };
     public readonly Option<bool> Load4Bit = new("--load-4bit") { Description = "Quantize the weights to 4 bits (Q4_K, or Q4_0 for rows not a multiple of 256) while loading." };
     public readonly Option<int?> CtxSize = new("--ctx-size") { Description = "KV cache positions (default: the model's context length)." };
+    public readonly Option<string?> KvCache = new("--kv-cache") { Description = "KV cache element type, f16 or f32 (llama.cpp's --cache-type-k/v). f16 halves its memory. Default: f16 for GGUF and --load-8bit/--load-4bit models, f32 for float checkpoints (and f32 GGUFs)." };
 
     public void AddTo(Command c, bool conversation = true)
     {
@@ -62,6 +63,13 @@ internal sealed class CommonOptions
             LoadBits = b8 ? 8 : b4 ? 4 : null,
         };
     }
+
+    /// <summary>--kv-cache, or null for the model's default.</summary>
+    public Llava.Models.Llama.KvCacheType? KvCacheType(ParseResult r) => r.GetValue(KvCache) switch
+    {
+        null => null,
+        var s => Llava.Models.Llama.KvCacheTypes.TryParse(s) ?? throw new CliException($"--kv-cache must be 'f16' or 'f32', not '{s}'"),
+    };
 
     public string ResolveModel(ParseResult r) => r.GetValue(Model) ?? DefaultModel.Find()
         ?? throw new CliException("no --model given and no bundled model found (expected models/llava-micro or tests/fixtures/llava-tiny/hf in the repository)");

@@ -15,11 +15,13 @@ internal static class DataCommand
         var questions = new Option<int>("--eval-questions-per-image") { Description = "Evaluation questions per held-out image.", DefaultValueFactory = _ => 7 };
         var size = new Option<int>("--image-size") { Description = "Canvas size in pixels.", DefaultValueFactory = _ => 224 };
         var seed = new Option<int>("--seed") { Description = "Dataset seed (same seed, same bytes).", DefaultValueFactory = _ => 1 };
+        var minRounds = new Option<int>("--min-rounds") { Description = "Fewest question rounds per stage-2 conversation.", DefaultValueFactory = _ => 2 };
+        var maxRounds = new Option<int>("--max-rounds") { Description = "Most question rounds per stage-2 conversation (at most 7, one per question type).", DefaultValueFactory = _ => 4 };
         var shapes = new Command("shapes", "Draw scenes of 1-4 coloured shapes and write captions (stage 1), multi-turn questions (stage 2) and a held-out eval set.");
-        foreach (var o in new Option[] { output, train, heldOut, questions, size, seed }) shapes.Options.Add(o);
+        foreach (var o in new Option[] { output, train, heldOut, questions, size, seed, minRounds, maxRounds }) shapes.Options.Add(o);
         shapes.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Cli.Guard(() =>
         {
-            var counts = new ShapesDatasetCounts(r.GetValue(train), r.GetValue(heldOut), r.GetValue(questions));
+            var counts = new ShapesDatasetCounts(r.GetValue(train), r.GetValue(heldOut), r.GetValue(questions), r.GetValue(minRounds), r.GetValue(maxRounds));
             var options = new ShapesWorldOptions { CanvasSize = r.GetValue(size) };
             ShapesDatasetResult? result = null;
             ModelLoading.Err.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())

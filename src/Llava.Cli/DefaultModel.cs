@@ -1,9 +1,9 @@
 namespace Llava.Cli;
 
 /// <summary>
-/// The model used when --model is not given: the project's own bundled model, searched for above the working
-/// directory and the executable. Until the project's trained micro model ships, this is the tiny random-weight
-/// fixture (its answers are gibberish; it proves the pipeline, not the quality).
+/// The model used when --model is not given: the project's own bundled model (models/llava-micro, trained by
+/// `llava recipe micro`), searched for above the working directory and the executable; failing that, the tiny
+/// random-weight test fixture.
 /// </summary>
 internal static class DefaultModel
 {

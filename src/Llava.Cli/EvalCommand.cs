@@ -1,7 +1,5 @@
 using System.CommandLine;
-using Llava.Generation;
 using Llava.Training.Synthetic;
-using Llava.Vision;
 using Spectre.Console;
 
 namespace Llava.Cli;
@@ -29,24 +27,14 @@ internal static class EvalCommand
             using var model = ModelLoading.Load(common.ResolveModel(r), common.LoadOptions(r), quiet: false);
             var format = Templates.Choose(model, r.GetValue(common.ConvMode), warn: true);
             var aspect = common.Aspect(r);
-            var session = new LlavaSession(model);
-            var options = new GenerationOptions { Temperature = 0, MaxNewTokens = r.GetValue(maxNew), StopStrings = format.StopStrings };
-            var report = new ShapesEvalReport();
+            ShapesEvalReport? report = null;
             ModelLoading.Err.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask("answering", maxValue: items.Count);
-                    foreach (var item in items)
-                    {
-                        ct.ThrowIfCancellationRequested();
-                        var image = session.EncodeImage(ImageDecoder.Decode(Path.Combine(dir, "images", item.Image)), aspect);
-                        session.Prefill(session.Tokenize(format.SingleTurn(item.Question, hasImage: true)), [image]);
-                        string answer = string.Concat(session.Generate(options, ct).Select(t => t.Text)).Trim();
-                        report.Add(item, answer);
-                        task.Increment(1);
-                    }
+                    report = ShapesEvaluation.Run(model, format, dir, items, aspect, r.GetValue(maxNew), n => task.Value = n, ct);
                 });
-            Console.WriteLine(report.ToString());
+            Console.WriteLine(report!.ToString());
             return 0;
         })));
         var cmd = new Command("eval", "Evaluate a model.");

@@ -18,5 +18,6 @@ root.Subcommands.Add(DataCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(MergeLoraCommand.Create());
+root.Subcommands.Add(RecipeCommand.Create());
 // Ctrl-C during training saves a checkpoint first: give it time instead of the default 2 s.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromMinutes(5) });

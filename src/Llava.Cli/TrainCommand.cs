@@ -44,7 +44,7 @@ internal static class TrainCommand
         var saveLimit = new Option<int?>("--save-total-limit") { Description = "Keep at most this many checkpoints (oldest deleted)." };
         var loraR = new Option<int>("--lora-r") { Description = "LoRA rank.", DefaultValueFactory = _ => 64 };
         var loraAlpha = new Option<float>("--lora-alpha") { Description = "LoRA alpha (scaling = alpha / r).", DefaultValueFactory = _ => 16 };
-        var loraDropout = new Option<float>("--lora-dropout") { Description = "LoRA dropout (only 0 is implemented).", DefaultValueFactory = _ => 0 };
+        var loraDropout = new Option<float>("--lora-dropout") { Description = "LoRA dropout on the adapters' input (PEFT; training only, seeded). LLaVA's default is 0.05.", DefaultValueFactory = _ => 0 };
         var freeze = new Option<bool>("--freeze-backbone") { Description = "finetune: keep the LLM frozen (train the projector only)." };
         var ckpt = new Option<bool>("--gradient-checkpointing") { Description = "Recompute activations in the backward (less memory, same numbers)." };
         var logSteps = new Option<int>("--logging-steps") { Description = "Print a progress line every N optimizer steps (metrics.jsonl gets every step).", DefaultValueFactory = _ => 1 };
@@ -54,12 +54,19 @@ internal static class TrainCommand
         var reinit = new Option<bool>("--reinit-projector") { Description = "Re-initialise the projector like torch.nn.Linear (stage 1 from scratch)." };
         var checkImages = new Option<bool>("--check-images") { Description = "Decode every image at load time (finds corrupt files before training)." };
         var dropLast = new Option<bool>("--dataloader-drop-last") { Description = "Drop the last incomplete batch of each epoch." };
+        var bits = new Option<int?>("--bits") { Description = "lora: QLoRA, quantize the frozen LLaMA linears at load: 8 (Q8_0) or 4 (Q4_K, Q4_0 fallback); LoRA adapters stay f32." };
+        bits.AcceptOnlyFromAmong("4", "8");
+        var saveFormat = new Option<string>("--save-format") { Description = "Layout of finetune's final checkpoint: original (LLaVA's, default) or hf (llava-hf LlavaForConditionalGeneration, CLIP tower included).", DefaultValueFactory = _ => "original" };
+        saveFormat.AcceptOnlyFromAmong("original", "hf");
+        var saveDtype = new Option<string>("--save-dtype") { Description = "Tensor dtype of an hf checkpoint: bf16 (default), f16 or f32.", DefaultValueFactory = _ => "bf16" };
+        saveDtype.AcceptOnlyFromAmong("bf16", "f16", "f32");
         var threads = new Option<int?>("--threads", "-t") { Description = "Worker threads (default: all cores)." };
 
         var cmd = new Command("train", "Train LLaVA: stage 1 (pretrain: projector), stage 2 (finetune: projector + LLM) or LoRA, as LLaVA's train.py with the HF Trainer.");
         cmd.Arguments.Add(mode);
         foreach (var o in new Option[] { model, tower, data, images, outDir, version, batch, accum, lr, projLr, epochs, maxSteps, wd, warmup, sched, clip, maxLen, aspect,
-                     group, seed, saveSteps, saveLimit, loraR, loraAlpha, loraDropout, freeze, ckpt, logSteps, resume, noResume, pretrainAdapter, reinit, checkImages, dropLast, threads })
+                     group, seed, saveSteps, saveLimit, loraR, loraAlpha, loraDropout, freeze, ckpt, logSteps, resume, noResume, pretrainAdapter, reinit, checkImages, dropLast,
+                     bits, saveFormat, saveDtype, threads })
             cmd.Options.Add(o);
 
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Cli.Guard(() =>
@@ -122,6 +129,9 @@ internal static class TrainCommand
                 ReinitProjector = r.GetValue(reinit),
                 CheckImages = r.GetValue(checkImages),
                 DataloaderDropLast = r.GetValue(dropLast),
+                Bits = r.GetValue(bits),
+                SaveFormat = r.GetValue(saveFormat) == "hf" ? CheckpointSaveFormat.HuggingFace : CheckpointSaveFormat.Original,
+                SaveDType = ModelExport.ParseSaveDType(r.GetValue(saveDtype) ?? "bf16"),
             };
             var err = ModelLoading.Err;
             int warnings = 0;
@@ -130,6 +140,8 @@ internal static class TrainCommand
             int trainable = trainer.Model.Parameters.Sum(p => p.Length);
             err.MarkupLine($"[grey]{options.Mode.ToString().ToLowerInvariant()}: {trainer.Dataset.Count} samples, {trainable / 1e6:F2}M trainable parameters, " +
                            $"batch {options.PerDeviceTrainBatchSize} × accumulation {options.GradientAccumulationSteps}, {trainer.StepsPerEpoch} steps/epoch, {trainer.TotalSteps} steps[/]");
+            if (trainer.Model.BaseBits is int b)
+                err.MarkupLine($"[grey]QLoRA {b}-bit: frozen LLaMA linears {trainer.Model.FrozenBaseBytes / 1048576.0:F1} MiB in memory (stored: {trainer.Model.FrozenBaseSourceBytes / 1048576.0:F1} MiB)[/]");
             trainer.OnMessage = m => err.MarkupLine($"[grey]{Markup.Escape(m)}[/]");
 
             TrainResult result;

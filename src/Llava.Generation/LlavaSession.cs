@@ -10,8 +10,9 @@ namespace Llava.Generation;
 /// One conversation with a <see cref="LlavaModel"/>: owns the KV cache and activation buffers. Each prompt is
 /// compared with what the cache already holds and only the new suffix is computed, so a multi-turn chat pays
 /// only for its new turn. Not thread-safe: one session per conversation; the model itself is shared.
+/// Dispose releases the KV cache's native memory (else the finalizer does).
 /// </summary>
-public sealed class LlavaSession
+public sealed class LlavaSession : IDisposable
 {
     /// <summary>Prompt positions processed per forward pass; bounds activation memory on long prompts.</summary>
     public const int PrefillChunk = 512;
@@ -25,6 +26,7 @@ public sealed class LlavaSession
     readonly Dictionary<string, ImageFeatures> imageCache = new();
     readonly float[] lastLogits;                     // (V) logits after the last fed position
     readonly float[] stepHidden;                     // (H) decode-step activations, reused every token
+    float[] chunkHidden = [];                        // (chunk, H) prefill activations, reused by every chunk and prompt
     long nextImageKey = 1;
 
     public LlavaModel Model => model;
@@ -32,22 +34,37 @@ public sealed class LlavaSession
     /// <summary>Positions in the KV cache.</summary>
     public int Position => cache.Length;
     public long CacheBytes => cache.Bytes;
+    /// <summary>Element type of the KV cache.</summary>
+    public KvCacheType CacheType => cache.Type;
     /// <summary>Positions the last <see cref="Prefill"/> actually computed (the rest came from the cache).</summary>
     public int LastPrefillComputed { get; private set; }
 
     /// <param name="contextSize">KV cache positions; defaults to the model's context length.</param>
-    public LlavaSession(LlavaModel model, int? contextSize = null)
+    /// <param name="kvCache">KV cache element type; defaults to <see cref="DefaultKvCacheType"/>.</param>
+    public LlavaSession(LlavaModel model, int? contextSize = null, KvCacheType? kvCache = null)
     {
         this.model = model;
         lm = model.Language;
         int ctx = contextSize ?? model.Config.ContextLength;
         if (ctx > model.Config.ContextLength)
             throw new ArgumentOutOfRangeException(nameof(contextSize), $"--ctx-size {ctx} exceeds the model's context length {model.Config.ContextLength}");
-        cache = new KvCache(lm.Config, ctx);
+        cache = new KvCache(lm.Config, ctx, kvCache ?? DefaultKvCacheType(model));
         scratch = new LlamaScratch(lm.Config, 1);
         lastLogits = new float[lm.VocabSize];
         stepHidden = new float[lm.Config.HiddenSize];
     }
+
+    /// <summary>
+    /// The KV cache type when none is asked for: f16 (llama.cpp's default; half the memory and attention reads) when
+    /// the language model is already approximate — block-quantized (a quantized GGUF, --load-8bit / --load-4bit) or
+    /// a GGUF of half-precision weights — and f32 for float checkpoints and f32 GGUFs, whose logits then match the
+    /// reference implementations to f32 rounding.
+    /// </summary>
+    public static KvCacheType DefaultKvCacheType(LlavaModel model) =>
+        model.Language.HasQuantizedWeights || (model.Config.Layout == CheckpointLayout.Gguf && !model.Language.AllF32Weights)
+            ? KvCacheType.F16 : KvCacheType.F32;
+
+    public void Dispose() => cache.Dispose();
 
     /// <summary>
     /// Tokenizes a fully formatted prompt with literal &lt;image&gt; markers the way the checkpoint expects:
@@ -145,11 +162,12 @@ public sealed class LlavaSession
         {
             int remaining = total - pos;
             int take = remaining <= PrefillChunk + logitRows ? remaining : PrefillChunk;
-            var hidden = new float[take * h];
+            if (chunkHidden.Length < take * h) chunkHidden = new float[take * h];
+            var hidden = chunkHidden.AsSpan(0, take * h);
             for (int t = 0; t < take; t++)
             {
                 long key = keys[pos + t];
-                var row = hidden.AsSpan(t * h, h);
+                var row = hidden.Slice(t * h, h);
                 if (key >= 0) lm.Embed(row, [(int)key]);
                 else
                 {
@@ -163,7 +181,7 @@ public sealed class LlavaSession
             for (int t = 0; t < take; t++) cachedKeys.Add(keys[pos + t]);
             pos += take;
             if (pos == total)
-                lm.Logits(logits, hidden.AsSpan((take - logitRows) * h, logitRows * h), logitRows);
+                lm.Logits(logits, hidden.Slice((take - logitRows) * h, logitRows * h), logitRows);
         }
         logits.AsSpan((logitRows - 1) * v, v).CopyTo(lastLogits);
         contextIds.Clear();

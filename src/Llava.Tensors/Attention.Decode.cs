@@ -1,4 +1,4 @@
-// Contract: single-query (decode) attention over a long f32 KV cache: key blocks streamed as whole rows, scores 4 keys at a time, block-local softmax, Σ p·V, partials merged; parallel over key blocks, allocation-free.
+// Contract: single-query (decode) attention over a long f32 (or f16, widened 4 rows at a time) KV cache: key blocks streamed as whole rows, scores 4 keys at a time, block-local softmax, Σ p·V, partials merged; parallel over key blocks, allocation-free.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -12,7 +12,8 @@ public static unsafe partial class Attention
     /// (max, Σexp, Σ p·V) partials, merged on the calling thread. Scores take 4 keys per iteration (independent
     /// accumulators, one transposing reduction per 4 keys); Σ p·V takes 4 V rows per load/store of the accumulator.
     /// The key blocking depends only on the visible length, so results do not depend on the thread count.</summary>
-    static void DecodeForward(float* o, float* q, float* k, float* v, int kvLen, int heads, int kvHeads, int headDim, float scale, bool causal, int queryOffset)
+    static void DecodeForward(float* o, float* q, float* k, float* v, int kvLen, int heads, int kvHeads, int headDim, float scale, bool causal, int queryOffset,
+                              ushort* kh = null, ushort* vh = null)
     {
         int n = causal ? Math.Clamp(queryOffset + 1, 0, kvLen) : kvLen;
         int d = headDim;
@@ -29,7 +30,7 @@ public static unsafe partial class Attention
         {
             var job = new DecodeJob
             {
-                Q = q, K = k, V = v, P = partials, N = n, KeyBlock = kb, Heads = heads, KvHeads = kvHeads, HeadDim = d,
+                Q = q, K = k, V = v, Kh = kh, Vh = vh, P = partials, N = n, KeyBlock = kb, Heads = heads, KvHeads = kvHeads, HeadDim = d,
                 Group = heads / kvHeads, Scale = scale,
             };
             long perItem = 2L * kb * kvHeads * d;
@@ -61,6 +62,7 @@ public static unsafe partial class Attention
     struct DecodeJob : IParallelJob
     {
         public float* Q, K, V, P;
+        public ushort* Kh, Vh;   // f16 cache instead of K, V (null for f32): 4 rows of one kv head at a time are widened into scratch
         public int N, KeyBlock, Heads, KvHeads, HeadDim, Group;
         public float Scale;
 
@@ -70,11 +72,13 @@ public static unsafe partial class Attention
             int d = HeadDim, kb = KeyBlock, heads = Heads, group = Group, part = d + 2;
             long stride = (long)KvHeads * d;
             float[] sBuf = Scratch.Get(1, heads * kb);
-            fixed (float* s = sBuf)
+            float[] cBuf = Kh != null ? Scratch.Get(2, 4 * Math.Max(1, d)) : sBuf;
+            fixed (float* s = sBuf) fixed (float* conv = cBuf)
                 for (int item = start; item < end; item++)
                 {
                     int j0 = item * kb, cnt = Math.Min(N - j0, kb);
                     float* kRow = K + j0 * stride, vRow = V + j0 * stride;
+                    ushort* khRow = Kh + j0 * stride, vhRow = Vh + j0 * stride;
                     // Scores s[h, j] for the block: 4 whole K rows per step, every head of a kv group reusing its slices from L1.
                     int j = 0;
                     for (; j + 4 <= cnt; j += 4)
@@ -83,12 +87,22 @@ public static unsafe partial class Attention
                         for (int g = 0, h = 0; g < KvHeads; g++)
                         {
                             float* kg = k0 + g * d;
+                            long ks = stride;
+                            if (Kh != null) { Widen4(khRow + j * stride + g * d, stride, conv, d); kg = conv; ks = d; }
                             for (int r = 0; r < group; r++, h++)
-                                (Dot4(Q + (long)h * d, kg, kg + stride, kg + 2 * stride, kg + 3 * stride, d) * Scale).Store(s + (long)h * kb + j);
+                                (Dot4(Q + (long)h * d, kg, kg + ks, kg + 2 * ks, kg + 3 * ks, d) * Scale).Store(s + (long)h * kb + j);
                         }
                     }
-                    for (; j < cnt; j++)
-                        for (int h = 0; h < heads; h++) s[(long)h * kb + j] = VecOps.Dot(Q + (long)h * d, kRow + j * stride + (h / group) * d, d) * Scale;
+                    if (Kh == null)
+                        for (; j < cnt; j++)
+                            for (int h = 0; h < heads; h++) s[(long)h * kb + j] = VecOps.Dot(Q + (long)h * d, kRow + j * stride + (h / group) * d, d) * Scale;
+                    else
+                        for (; j < cnt; j++)
+                            for (int g = 0, h = 0; g < KvHeads; g++)
+                            {
+                                DTypeConvert.F16ToF32(khRow + j * stride + g * d, conv, d);
+                                for (int r = 0; r < group; r++, h++) s[(long)h * kb + j] = VecOps.Dot(Q + (long)h * d, conv, d) * Scale;
+                            }
                     // Local softmax per head.
                     for (int h = 0; h < heads; h++)
                     {
@@ -107,18 +121,38 @@ public static unsafe partial class Attention
                         for (int g = 0, h = 0; g < KvHeads; g++)
                         {
                             float* vg = v0 + g * d;
+                            long vs = stride;
+                            if (Vh != null) { Widen4(vhRow + j * stride + g * d, stride, conv, d); vg = conv; vs = d; }
                             for (int r = 0; r < group; r++, h++)
                             {
                                 float* sh = s + (long)h * kb + j;
-                                Axpy4(P + ((long)item * heads + h) * part + 2, sh[0], sh[1], sh[2], sh[3], vg, vg + stride, vg + 2 * stride, vg + 3 * stride, d);
+                                Axpy4(P + ((long)item * heads + h) * part + 2, sh[0], sh[1], sh[2], sh[3], vg, vg + vs, vg + 2 * vs, vg + 3 * vs, d);
                             }
                         }
                     }
-                    for (; j < cnt; j++)
-                        for (int h = 0; h < heads; h++)
-                            VecOps.Axpy(P + ((long)item * heads + h) * part + 2, s[(long)h * kb + j], vRow + j * stride + (h / group) * d, d);
+                    if (Vh == null)
+                        for (; j < cnt; j++)
+                            for (int h = 0; h < heads; h++)
+                                VecOps.Axpy(P + ((long)item * heads + h) * part + 2, s[(long)h * kb + j], vRow + j * stride + (h / group) * d, d);
+                    else
+                        for (; j < cnt; j++)
+                            for (int g = 0, h = 0; g < KvHeads; g++)
+                            {
+                                DTypeConvert.F16ToF32(vhRow + j * stride + g * d, conv, d);
+                                for (int r = 0; r < group; r++, h++) VecOps.Axpy(P + ((long)item * heads + h) * part + 2, s[(long)h * kb + j], conv, d);
+                            }
                 }
         }
+    }
+
+    /// <summary>Widens 4 f16 rows of length d (row i at src + i·stride) into dst (4 × d, contiguous).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Widen4(ushort* src, long stride, float* dst, int d)
+    {
+        DTypeConvert.F16ToF32(src, dst, d);
+        DTypeConvert.F16ToF32(src + stride, dst + d, d);
+        DTypeConvert.F16ToF32(src + 2 * stride, dst + 2 * d, d);
+        DTypeConvert.F16ToF32(src + 3 * stride, dst + 3 * d, d);
     }
 
     /// <summary>[q·k0, q·k1, q·k2, q·k3].</summary>

@@ -52,6 +52,7 @@ public static unsafe partial class Attention
     struct Job : IParallelJob
     {
         public float* O, Q, K, V;
+        public ushort* Kh, Vh;   // f16 cache instead of K, V (null for f32)
         public int Tokens, KvLen, Heads, KvHeads, HeadDim, Group, BlockTokens, QueryOffset;
         public float Scale; public bool Causal;
 
@@ -60,17 +61,19 @@ public static unsafe partial class Attention
         {
             int maxRows = BlockTokens * Group;
             float[] sBuf = Scratch.Get(1, maxRows * KeyBlock), oBuf = Scratch.Get(2, maxRows * Math.Max(1, HeadDim)), mBuf = Scratch.Get(3, 3 * maxRows);
-            fixed (float* s = sBuf) fixed (float* acc = oBuf) fixed (float* ml = mBuf)
+            // f16 cache (Attention.F16.cs): each key block of the item's kv head is widened here, K then V.
+            float[] cBuf = Kh != null ? Scratch.Get(0, 2 * KeyBlock * Math.Max(1, HeadDim)) : sBuf;
+            fixed (float* s = sBuf) fixed (float* acc = oBuf) fixed (float* ml = mBuf) fixed (float* conv = cBuf)
                 for (int item = start; item < end; item++)
                 {
                     int tb = item / KvHeads, g = item % KvHeads;
                     int t0 = tb * BlockTokens, t1 = Math.Min(Tokens, t0 + BlockTokens);
-                    Block(t0, t1, g, s, acc, ml);
+                    Block(t0, t1, g, s, acc, ml, conv);
                 }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        void Block(int t0, int t1, int g, float* s, float* acc, float* ml)
+        void Block(int t0, int t1, int g, float* s, float* acc, float* ml, float* conv)
         {
             int d = HeadDim, rows = (t1 - t0) * Group;
             float* m = ml, l = ml + rows, vis = ml + 2 * rows;   // running max, running sum, visible key count per row
@@ -90,10 +93,23 @@ public static unsafe partial class Attention
             for (int kb = 0; kb < maxVisible; kb += KeyBlock)
             {
                 int n = Math.Min(KeyBlock, maxVisible - kb);
+                // The block's K and V rows of head g: in the f32 cache, or widened from the f16 cache into conv.
+                float* kBlock = kBase + kb * kvStride, vBlock = vBase + kb * kvStride;
+                long rowStride = kvStride;
+                if (Kh != null)
+                {
+                    kBlock = conv; vBlock = conv + KeyBlock * d; rowStride = d;
+                    ushort* kh = Kh + (long)g * d + kb * kvStride, vh = Vh + (long)g * d + kb * kvStride;
+                    for (int j = 0; j < n; j++)
+                    {
+                        DTypeConvert.F16ToF32(kh + j * kvStride, kBlock + j * d, d);
+                        DTypeConvert.F16ToF32(vh + j * kvStride, vBlock + j * d, d);
+                    }
+                }
                 // Scores: each key row is loaded once and dotted with every query row of the item.
                 for (int j = 0; j < n; j++)
                 {
-                    float* kj = kBase + (kb + j) * kvStride;
+                    float* kj = kBlock + j * rowStride;
                     for (int r = 0; r < rows; r++)
                         s[r * KeyBlock + j] = kb + j < (int)vis[r] ? VecOps.Dot(QRow(t0, g, r), kj, d) * Scale : float.NegativeInfinity;
                 }
@@ -117,7 +133,7 @@ public static unsafe partial class Attention
                 // acc += P · V, again one pass over the V rows of the block.
                 for (int j = 0; j < n; j++)
                 {
-                    float* vj = vBase + (kb + j) * kvStride;
+                    float* vj = vBlock + j * rowStride;
                     for (int r = 0; r < rows; r++)
                     {
                         float p = s[r * KeyBlock + j];

@@ -1,5 +1,7 @@
-// Contract: linear-layer gradients, accumulated: dX += dY·W (f32, or a frozen F32/F16/BF16 WeightMatrix), dW += dYᵀ·x,
-// dB += Σ_t dY; packed GEMM on the forward micro-kernels, all workers, deterministic (no result depends on the split).
+// Contract: linear-layer gradients, accumulated: dX += dY·W (f32, or a frozen F32/F16/BF16 or ggml block-quantized WeightMatrix:
+// QLoRA bases, row blocks dequantized into per-thread scratch while packing), dW += dYᵀ·x, dB += Σ_t dY; packed GEMM on the
+// forward micro-kernels, all workers, deterministic (no result depends on the split).
+using Llava.Tensors.Quantization;
 using System.Runtime.CompilerServices;
 
 namespace Llava.Tensors;
@@ -31,7 +33,12 @@ public static unsafe partial class MatMul
         if (!dB.IsEmpty) BackwardBias(dB, dY, tokens, outFeatures);
     }
 
-    /// <summary>dX (tokens, W.Cols) += dY (tokens, W.Rows) · W. W may be F32, F16 or BF16 (frozen layers, LoRA bases).</summary>
+    /// <summary>
+    /// dX (tokens, W.Cols) += dY (tokens, W.Rows) · W. W may be F32, F16 or BF16 (frozen layers, LoRA bases) or block-quantized
+    /// (QLoRA bases: Q8_0, Q4_0, Q4_K, …): each packed k-row segment is dequantized exactly as ggml does (whole blocks, into
+    /// the worker's scratch), so the result is dY · dequantize(W) with no f32 copy of the matrix. Scalar twin:
+    /// <see cref="BackwardReference.MatMul"/> (it reads any WeightMatrix element-wise).
+    /// </summary>
     public static void BackwardInput(Span<float> dX, ReadOnlySpan<float> dY, WeightMatrix w, int tokens)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
@@ -39,7 +46,26 @@ public static unsafe partial class MatMul
         if (dX.Length < (long)tokens * w.Cols) throw new ArgumentException($"dX has {dX.Length} floats, need {tokens}x{w.Cols}", nameof(dX));
         if (tokens == 0 || w.Cols == 0 || w.Rows == 0) return;
         fixed (float* pdx = dX) fixed (float* pdy = dY)
-            AccumulateNN(pdx, w.Cols, tokens, w.Cols, w.Rows, pdy, w.Rows, transposeA: false, w.Data, w.DType, w.Cols);
+            AccumulateNN(pdx, w.Cols, tokens, w.Cols, w.Rows, pdy, w.Rows, transposeA: false, w.Data, w.DType, w.Cols,
+                w.IsQuantized ? w.Format : GgmlType.F32, w.IsQuantized ? w.RowBytes : 0);
+    }
+
+    /// <summary>
+    /// The training forward of a frozen (QLoRA) base: y (tokens, W.Rows) = x · dequantize(W)ᵀ (+ bias) with f32 activations, for any
+    /// token count: exactly the packed f32 GEMM on W's ggml dequantization, i.e. the function whose input gradient
+    /// <see cref="BackwardInput"/> computes. (Inference's <see cref="Forward"/> quantizes the activations to 8 bits for
+    /// block-quantized W, llama.cpp's scheme, whose result differs by that rounding.) Non-quantized W: <see cref="Forward"/>.
+    /// </summary>
+    public static void ForwardDequantized(Span<float> y, ReadOnlySpan<float> x, WeightMatrix w, ReadOnlySpan<float> bias, int tokens)
+    {
+        if (!w.IsQuantized) { Forward(y, x, w, bias, tokens); return; }
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        if (x.Length < (long)tokens * w.Cols) throw new ArgumentException($"x has {x.Length} floats, need {tokens}x{w.Cols}", nameof(x));
+        if (y.Length < (long)tokens * w.Rows) throw new ArgumentException($"y has {y.Length} floats, need {tokens}x{w.Rows}", nameof(y));
+        if (!bias.IsEmpty && bias.Length < w.Rows) throw new ArgumentException("bias shorter than W.Rows", nameof(bias));
+        if (tokens == 0 || w.Rows == 0) return;
+        fixed (float* py = y) fixed (float* px = x) fixed (float* pb = bias)
+            Gemm(py, px, DType.F32, w.Data, w.Rows, w.Cols, bias.IsEmpty ? null : pb, tokens, accumulate: false, quant: w.Format);
     }
 
     /// <summary>dW (out, in) += dYᵀ · x with dY: (tokens, out), x: (tokens, in).</summary>
@@ -83,9 +109,11 @@ public static unsafe partial class MatMul
 
     /// <summary>
     /// C (m x n, row stride ldc) += A · B where A is (m x k): a[i*lda + kk], or with <paramref name="transposeA"/>
-    /// a[kk*lda + i]; B is (k x n): b[kk*ldb + j] stored as <paramref name="bType"/>.
+    /// a[kk*lda + i]; B is (k x n): b[kk*ldb + j] stored as <paramref name="bType"/>, or, when <paramref name="bQuant"/> is a
+    /// block type, row kk at b + kk·<paramref name="bRowBytes"/> in that format (n = its row length).
     /// </summary>
-    static void AccumulateNN(float* c, int ldc, int m, int n, int k, float* a, int lda, bool transposeA, void* b, DType bType, int ldb)
+    static void AccumulateNN(float* c, int ldc, int m, int n, int k, float* a, int lda, bool transposeA, void* b, DType bType, int ldb,
+                             GgmlType bQuant = GgmlType.F32, long bRowBytes = 0)
     {
         int width = Simd.Width;
         int nr = width == 512 ? 32 : 16;
@@ -95,6 +123,7 @@ public static unsafe partial class MatMul
         {
             C = c, A = a, B = b, BType = bType, M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc, TransposeA = transposeA,
             Nr = nr, Nc = nc, ColBlocks = colBlocks, Width = width,
+            Quant = bQuant, RowBytes = bRowBytes, QuantBlock = bQuant == GgmlType.F32 ? 0 : GgmlTypeInfo.Layout(bQuant)!.Value.BlockSize,
         };
         // A full item is ≥ Mc·Nc·Kc·2 flops; split once there are two items unless the whole product is tiny.
         long flops = 2L * m * n * k;
@@ -105,16 +134,19 @@ public static unsafe partial class MatMul
     {
         public float* C, A; public void* B; public DType BType;
         public int M, N, K, Lda, Ldb, Ldc, Nr, Nc, ColBlocks, Width; public bool TransposeA;
+        public GgmlType Quant; public long RowBytes; public int QuantBlock;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
             int kcMax = Math.Min(Kc, Math.Max(1, K));
-            float[] bBuf = Scratch.Get(0, Nc * kcMax + Nc + Mr * Nr);
+            // A quantized row segment is dequantized in whole blocks: up to one block more on each side of the Nc columns.
+            int rowLen = Nc + 2 * QuantBlock;
+            float[] bBuf = Scratch.Get(0, Nc * kcMax + rowLen + Mr * Nr);
             float[] aBuf = Scratch.Get(1, TransposeA ? BackwardRowBlock * kcMax : 1);
             fixed (float* pb = bBuf) fixed (float* pa = aBuf)
             {
-                float* packed = pb, row = pb + Nc * kcMax, tile = row + Nc;
+                float* packed = pb, row = pb + Nc * kcMax, tile = row + rowLen;
                 for (int item = start; item < end; item++)
                 {
                     int cb = item % ColBlocks, rb = item / ColBlocks;
@@ -149,7 +181,14 @@ public static unsafe partial class MatMul
             {
                 long offset = (long)(k0 + kk) * Ldb + j0;
                 float* src;
-                switch (BType)
+                if (QuantBlock > 0)
+                {
+                    // Blocks covering [j0, j0 + cols) of row k0 + kk, dequantized as ggml does.
+                    int b0 = j0 / QuantBlock * QuantBlock, b1 = Math.Min(N, (j0 + cols + QuantBlock - 1) / QuantBlock * QuantBlock);
+                    DequantizeSlice(Quant, (byte*)B + (k0 + kk) * RowBytes, b0, b1 - b0, row);
+                    src = row + (j0 - b0);
+                }
+                else switch (BType)
                 {
                     case DType.F32: src = (float*)B + offset; break;
                     case DType.BF16: DTypeConvert.BF16ToF32(new ReadOnlySpan<ushort>((ushort*)B + offset, cols), new Span<float>(row, cols)); src = row; break;

@@ -1,5 +1,7 @@
 // Contract: y = x · Wᵀ (+ bias) for ggml block-quantized W: decode = 8-bit activations × integer kernels (every block type,
-// AVX2 with scalar twins; a type without one would fall back to per-row dequantize + f32 dot); prefill = the packed f32 GEMM dequantizing each Kc-slice once per item. No allocation per call.
+// AVX2 with scalar twins; a type without one would fall back to per-row dequantize + f32 dot); prefill = for Q4_0, Q8_0,
+// Q4_K, Q5_K, Q6_K the integer GEMM (QuantGemm, same 8-bit activations as decode; under QuantGemm.MinTokens tokens the decode
+// kernel per token row), for the other types the packed f32 GEMM dequantizing each Kc-slice once per item. No allocation per call.
 using System.Runtime.CompilerServices;
 using Llava.Tensors.Quantization;
 
@@ -12,8 +14,22 @@ public static unsafe partial class MatMul
     static void QuantizedForward(float* y, float* x, WeightMatrix w, float* bias, int tokens)
     {
         if (tokens == 1) QuantDecode(y, x, w, bias);
+        else if (QuantGemm.Supports(w.Format))
+        {
+            // Few tokens: the decode kernel per token row (it streams W once per token, but skips the GEMM's
+            // unpacking of W into panels, which only pays off from about QuantGemm.MinTokens tokens on).
+            if (tokens >= QuantGemm.MinTokens && w.Cols > 0)
+                QuantGemm.Forward(y, x, (byte*)w.Data, w.RowBytes, w.Format, w.Rows, w.Cols, bias, tokens, QuantDot.Avx2Usable);
+            else
+                for (int t = 0; t < tokens; t++) QuantDecode(y + (long)t * w.Rows, x + (long)t * w.Cols, w, bias);
+        }
         else Gemm(y, x, DType.F32, w.Data, w.Rows, w.Cols, bias, tokens, accumulate: false, quant: w.Format);
     }
+
+    /// <summary>True when <see cref="Forward"/> on a <paramref name="t"/>-quantized W with this many tokens rounds the
+    /// activations to 8 bits (decode kernels, or the integer prefill GEMM), false when it runs the f32 GEMM.</summary>
+    internal static bool QuantizedUsesInt8Activations(GgmlType t, int tokens) =>
+        QuantDot.HasIntegerKernel(t) && (tokens == 1 || QuantGemm.Supports(t));
 
     static void QuantDecode(float* y, float* x, WeightMatrix w, float* bias)
     {

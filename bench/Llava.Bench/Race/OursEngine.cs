@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Llava.Generation;
+using Llava.Models.Llama;
 using Llava.Models.Llava;
 using Llava.Tensors;
 using Llava.Vision;
@@ -16,7 +17,8 @@ static class OursEngine
         using var model = LlavaModel.Load(text, new LlavaLoadOptions { Mmproj = mmproj });
         double load = sw.Elapsed.TotalSeconds;
         Console.Error.WriteLine($"  [ours] loaded in {load:F2} s");
-        var session = new LlavaSession(model, Workload.ContextSize);
+        // As LlamaCppEngine: context Workload.ContextSize, f16 K and V (llama.cpp's default cache type).
+        using var session = new LlavaSession(model, Workload.ContextSize, KvCacheType.F16);
         var ids = Workload.PromptIds();
 
         var prefill = Workload.Runs(runs, () =>
@@ -72,7 +74,7 @@ static class OursEngine
             TtftSeconds = ttft,
             TtftPositions = positions,
             PeakRssMiB = Workload.PeakRssMiB(),
-            Notes = "f32 KV cache; decode after the 512-token prompt; image = EncodeImage on preprocessed pixels",
+            Notes = "f16 KV cache (2048 positions, as llama.cpp); decode after the 512-token prompt; image = EncodeImage on preprocessed pixels",
         };
     }
 }

@@ -15,6 +15,7 @@ public sealed class ClipVisionTower
     readonly ClipVisionEmbeddings embeddings;
     readonly float[] preLnWeight, preLnBias;   // (C)
     readonly ClipEncoderLayer[] layers;
+    ClipScratch? spareScratch;   // reused by the next Forward (taken atomically: concurrent callers never share one)
 
     /// <param name="prefix">e.g. "vision_tower.vision_model." (llava-hf) or "vision_model." (a CLIP checkpoint).</param>
     /// <param name="layersNeeded">How many encoder layers to load (LLaVA never runs the ones after the selected state).</param>
@@ -49,12 +50,14 @@ public sealed class ClipVisionTower
         embeddings.Forward(embedded, pixels);
         LayerNorm.Forward(hidden, embedded, preLnWeight, preLnBias, tokens, Config.HiddenSize, Config.LayerNormEps);
         onHiddenState?.Invoke(0, hidden);
-        var scratch = new ClipScratch(Config, tokens);
+        // ~21 MB for ViT-L/14-336: kept for the next image instead of left to the GC on every encode.
+        var scratch = Interlocked.Exchange(ref spareScratch, null) ?? new ClipScratch(Config, tokens);
         for (int i = 0; i < layers.Length; i++)
         {
             layers[i].Forward(hidden, tokens, scratch);
             onHiddenState?.Invoke(i + 1, hidden);
         }
+        spareScratch = scratch;
         return hidden;
     }
 }

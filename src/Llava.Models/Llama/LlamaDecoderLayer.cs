@@ -7,7 +7,8 @@ namespace Llava.Models.Llama;
 /// <summary>
 /// One LLaMA decoder layer (transformers' LlamaDecoderLayer): h += o_proj(attn(rope(q), rope(k), v)) on
 /// input_layernorm(h); h += down(silu(gate(x)) · up(x)) on post_attention_layernorm(h). Grouped-query
-/// attention: kv heads are shared by heads / kvHeads query heads. K and V are written straight into the cache.
+/// attention: kv heads are shared by heads / kvHeads query heads. K and V are written straight into an f32 cache, or
+/// rounded into an f16 one (llama.cpp's default cache type).
 /// </summary>
 public sealed class LlamaDecoderLayer
 {
@@ -38,6 +39,9 @@ public sealed class LlamaDecoderLayer
         down = r.Matrix(prefix + "mlp.down_proj.weight", h, i);
     }
 
+    /// <summary>The layer's weight matrices (q, k, v, o, gate, up, down).</summary>
+    internal WeightMatrix[] Matrices => [q, k, v, o, gate, up, down];
+
     /// <summary>Updates hidden (T, H) in place; positions [start, start+T) are written to the cache.</summary>
     public void Forward(Span<float> hidden, int tokens, int start, KvCache cache, LlamaScratch s)
     {
@@ -49,8 +53,11 @@ public sealed class LlamaDecoderLayer
         var outp = s.Out.AsSpan(0, tokens * h);
         var cos = s.Cos.AsSpan(0, tokens * half);
         var sin = s.Sin.AsSpan(0, tokens * half);
-        var keySlot = cache.KeySlot(index, start, tokens);
-        var valueSlot = cache.ValueSlot(index, start, tokens);
+        // An f32 cache is written in place; for an f16 cache the new rows are computed (and rotated) in f32, then rounded in.
+        bool f16 = cache.Type == KvCacheType.F16;
+        int kvd = c.NumKvHeads * c.HeadDim;
+        var keySlot = f16 ? s.K.AsSpan(0, tokens * kvd) : cache.KeySlot(index, start, tokens);
+        var valueSlot = f16 ? s.V.AsSpan(0, tokens * kvd) : cache.ValueSlot(index, start, tokens);
 
         RmsNorm.Forward(norm, hidden, inputNorm, tokens, h, c.RmsNormEps);
         MatMul.Forward(qa, norm, q, qBias, tokens);
@@ -68,8 +75,16 @@ public sealed class LlamaDecoderLayer
         }
 
         int kvLen = start + tokens;
-        Attention.Forward(attn, qa, cache.Keys(index, kvLen), cache.Values(index, kvLen),
-            tokens, kvLen, c.NumHeads, c.NumKvHeads, c.HeadDim, 1f / MathF.Sqrt(c.HeadDim), causal: true, queryOffset: start);
+        float scale = 1f / MathF.Sqrt(c.HeadDim);
+        if (f16)
+        {
+            cache.Write(index, start, tokens, keySlot, valueSlot);
+            Attention.ForwardF16Kv(attn, qa, cache.KeysF16(index, kvLen), cache.ValuesF16(index, kvLen),
+                tokens, kvLen, c.NumHeads, c.NumKvHeads, c.HeadDim, scale, causal: true, queryOffset: start);
+        }
+        else
+            Attention.Forward(attn, qa, cache.Keys(index, kvLen), cache.Values(index, kvLen),
+                tokens, kvLen, c.NumHeads, c.NumKvHeads, c.HeadDim, scale, causal: true, queryOffset: start);
         MatMul.Forward(outp, attn, o, oBias, tokens);
         TensorPrimitives.Add(hidden, outp, hidden);
 

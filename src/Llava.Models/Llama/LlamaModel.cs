@@ -28,7 +28,15 @@ public sealed class LlamaModel
         finalNorm = r.Vector(prefix + "norm.weight", c.HiddenSize);
         lmHead = r.Has(lmHeadName) || !c.TieWordEmbeddings ? r.Matrix(lmHeadName, c.VocabSize, c.HiddenSize) : embedTokens;
         rope = new RotaryEmbedding(c);
+        var matrices = layers.SelectMany(l => l.Matrices).Append(embedTokens).Append(lmHead).ToArray();
+        HasQuantizedWeights = matrices.Any(m => m.IsQuantized);
+        AllF32Weights = matrices.All(m => m.Format == GgmlType.F32);
     }
+
+    /// <summary>Some matrix is block-quantized (a quantized GGUF, or --load-8bit / --load-4bit).</summary>
+    public bool HasQuantizedWeights { get; }
+    /// <summary>Every matrix is stored as f32.</summary>
+    public bool AllF32Weights { get; }
 
     public int VocabSize => Config.VocabSize;
 
@@ -47,6 +55,7 @@ public sealed class LlamaModel
         rope.Compute(scratch.Cos, scratch.Sin, start, tokens, start + tokens);
         for (int l = 0; l < layers.Length; l++) layers[l].Forward(hidden, tokens, start, cache, scratch);
         cache.SetLength(start + tokens);
+        GC.KeepAlive(cache);   // its native storage was used through spans above
         int h = Config.HiddenSize;
         var normed = scratch.Out.AsSpan(0, tokens * h);
         RmsNorm.Forward(normed, hidden[..(tokens * h)], finalNorm, tokens, h, Config.RmsNormEps);

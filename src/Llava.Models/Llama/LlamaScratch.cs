@@ -8,6 +8,8 @@ public sealed class LlamaScratch
 {
     public int Tokens { get; private set; }
     public float[] Norm = [], Q = [], Attn = [], Out = [], Gate = [], Up = [], Cos = [], Sin = [];
+    /// <summary>New keys / values (T, kvHeads·headDim) before they are rounded into an f16 cache (unused with an f32 cache, which is written in place).</summary>
+    public float[] K = [], V = [];
     readonly LlamaConfig config;
 
     public LlamaScratch(LlamaConfig config, int tokens)
@@ -29,5 +31,7 @@ public sealed class LlamaScratch
         Up = new float[tokens * c.IntermediateSize];
         Cos = new float[tokens * c.HeadDim / 2];
         Sin = new float[tokens * c.HeadDim / 2];
+        K = new float[tokens * c.NumKvHeads * c.HeadDim];
+        V = new float[tokens * c.NumKvHeads * c.HeadDim];
     }
 }

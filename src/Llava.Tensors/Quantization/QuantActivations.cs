@@ -119,6 +119,21 @@ internal unsafe struct QuantActivations
             }
     }
 
+    /// <summary>
+    /// One block of <see cref="Quantize"/> on its own (same amax, same d, same rounding, so the same q and d bit for
+    /// bit): the prefill GEMM (<see cref="QuantRows"/>) quantizes its token rows through this. Returns d.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float QuantizeBlock(float* xb, sbyte* q, int bs, bool simd)
+    {
+        float amax = simd && Vector256.IsHardwareAccelerated ? AbsMax256(xb, bs) : AbsMaxScalar(xb, bs);
+        float d = amax / 127f, id = amax > 0 ? 127f / amax : 0f;
+        if (!float.IsFinite(amax)) { d = float.NaN; id = 0; }
+        if (simd && Vector256.IsHardwareAccelerated) Round256(xb, q, bs, id);
+        else for (int i = 0; i < bs; i++) q[i] = (sbyte)(int)MathF.Round(xb[i] * id);
+        return d;
+    }
+
     // max |x|, or +Inf / NaN when the block is not all finite (NaN compares false, so it is detected separately).
     static float AbsMaxScalar(float* x, int n)
     {

@@ -46,29 +46,35 @@ public sealed class TrainableLlamaLayer
         foreach (var l in Linears.Skip(4)) foreach (var p in l.Parameters()) yield return p;
     }
 
-    /// <summary>hidden (T, H) → layer output in place; <paramref name="a"/> receives the saved activations.</summary>
-    public void Forward(Span<float> hidden, int tokens, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, LayerActivations a)
+    /// <summary>The LoRA dropout key of linear <paramref name="slot"/> (0..6 = q, k, v, o, gate, up, down) under the layer's key.</summary>
+    static ulong? SlotKey(ulong? key, int slot) => key is ulong k ? LoraAdapter.DeriveKey(k, (ulong)slot) : null;
+
+    /// <summary>
+    /// hidden (T, H) → layer output in place; <paramref name="a"/> receives the saved activations. <paramref name="dropoutKey"/>:
+    /// the LoRA dropout key of this layer in this pass (null = no dropout); <see cref="Backward"/> must get the same.
+    /// </summary>
+    public void Forward(Span<float> hidden, int tokens, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, LayerActivations a, ulong? dropoutKey = null)
     {
         int h = c.HiddenSize, qd = c.NumHeads * c.HeadDim, kvd = c.NumKvHeads * c.HeadDim, ff = c.IntermediateSize;
         a.Ensure(c, tokens);
         hidden[..(tokens * h)].CopyTo(a.Input);
         RmsNorm.Forward(a.Norm1, hidden[..(tokens * h)], InputNormW, tokens, h, c.RmsNormEps);
-        Q.Forward(a.Q, a.Norm1, tokens, a.LoraHidden(0, tokens, Q));
-        K.Forward(a.K, a.Norm1, tokens, a.LoraHidden(1, tokens, K));
-        V.Forward(a.V, a.Norm1, tokens, a.LoraHidden(2, tokens, V));
+        Q.Forward(a.Q, a.Norm1, tokens, a.LoraHidden(0, tokens, Q), SlotKey(dropoutKey, 0));
+        K.Forward(a.K, a.Norm1, tokens, a.LoraHidden(1, tokens, K), SlotKey(dropoutKey, 1));
+        V.Forward(a.V, a.Norm1, tokens, a.LoraHidden(2, tokens, V), SlotKey(dropoutKey, 2));
         Rope.Apply(a.Q, cos, sin, tokens, c.NumHeads, c.HeadDim);
         Rope.Apply(a.K, cos, sin, tokens, c.NumKvHeads, c.HeadDim);
         Attention.Forward(a.Attn, a.Q, a.K, a.V, tokens, tokens, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale, causal: true, queryOffset: 0);
         var o = a.Tmp.AsSpan(0, tokens * h);
-        O.Forward(o, a.Attn, tokens, a.LoraHidden(3, tokens, O));
+        O.Forward(o, a.Attn, tokens, a.LoraHidden(3, tokens, O), SlotKey(dropoutKey, 3));
         TensorPrimitives.Add(hidden[..(tokens * h)], o, hidden[..(tokens * h)]);
         hidden[..(tokens * h)].CopyTo(a.Mid);
         RmsNorm.Forward(a.Norm2, a.Mid, PostNormW, tokens, h, c.RmsNormEps);
-        Gate.Forward(a.Gate, a.Norm2, tokens, a.LoraHidden(4, tokens, Gate));
-        Up.Forward(a.Up, a.Norm2, tokens, a.LoraHidden(5, tokens, Up));
+        Gate.Forward(a.Gate, a.Norm2, tokens, a.LoraHidden(4, tokens, Gate), SlotKey(dropoutKey, 4));
+        Up.Forward(a.Up, a.Norm2, tokens, a.LoraHidden(5, tokens, Up), SlotKey(dropoutKey, 5));
         a.Gate.AsSpan(0, tokens * ff).CopyTo(a.Act);
         Activations.SiluMul(a.Act.AsSpan(0, tokens * ff), a.Up.AsSpan(0, tokens * ff));
-        Down.Forward(o, a.Act, tokens, a.LoraHidden(6, tokens, Down));
+        Down.Forward(o, a.Act, tokens, a.LoraHidden(6, tokens, Down), SlotKey(dropoutKey, 6));
         TensorPrimitives.Add(hidden[..(tokens * h)], o, hidden[..(tokens * h)]);
         _ = qd; _ = kvd;
     }
@@ -76,7 +82,7 @@ public sealed class TrainableLlamaLayer
     float Scale => 1f / MathF.Sqrt(c.HeadDim);
 
     /// <summary>dHidden (T, H): gradient of the layer output in, gradient of the layer input out (in place).</summary>
-    public void Backward(Span<float> dHidden, int tokens, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, LayerActivations a, LayerGradients g)
+    public void Backward(Span<float> dHidden, int tokens, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, LayerActivations a, LayerGradients g, ulong? dropoutKey = null)
     {
         int h = c.HiddenSize, qd = c.NumHeads * c.HeadDim, kvd = c.NumKvHeads * c.HeadDim, ff = c.IntermediateSize;
         g.Ensure(c, tokens);
@@ -84,18 +90,18 @@ public sealed class TrainableLlamaLayer
 
         // MLP: out = down(silu(gate)·up); residual passes dH through.
         var dAct = g.Ff1.AsSpan(0, tokens * ff); dAct.Clear();
-        Down.Backward(dAct, dH, a.Act, tokens, a.LoraHidden(6, tokens, Down));
+        Down.Backward(dAct, dH, a.Act, tokens, a.LoraHidden(6, tokens, Down), SlotKey(dropoutKey, 6));
         var dGate = g.Ff2.AsSpan(0, tokens * ff); dGate.Clear();
         var dUp = g.Ff3.AsSpan(0, tokens * ff); dUp.Clear();
         Activations.SiluMulBackward(dGate, dUp, dAct, a.Gate.AsSpan(0, tokens * ff), a.Up.AsSpan(0, tokens * ff));
         var dNorm2 = g.H1.AsSpan(0, tokens * h); dNorm2.Clear();
-        Gate.Backward(dNorm2, dGate, a.Norm2, tokens, a.LoraHidden(4, tokens, Gate));
-        Up.Backward(dNorm2, dUp, a.Norm2, tokens, a.LoraHidden(5, tokens, Up));
+        Gate.Backward(dNorm2, dGate, a.Norm2, tokens, a.LoraHidden(4, tokens, Gate), SlotKey(dropoutKey, 4));
+        Up.Backward(dNorm2, dUp, a.Norm2, tokens, a.LoraHidden(5, tokens, Up), SlotKey(dropoutKey, 5));
         RmsNorm.Backward(dH, PostNorm is null ? default : PostNorm.Grad, dNorm2, a.Mid, PostNormW, tokens, h, c.RmsNormEps);
 
         // Attention: out = o_proj(attn(rope(q), rope(k), v)); residual passes dH through.
         var dAttn = g.Q1.AsSpan(0, tokens * qd); dAttn.Clear();
-        O.Backward(dAttn, dH, a.Attn, tokens, a.LoraHidden(3, tokens, O));
+        O.Backward(dAttn, dH, a.Attn, tokens, a.LoraHidden(3, tokens, O), SlotKey(dropoutKey, 3));
         var dQ = g.Q2.AsSpan(0, tokens * qd); dQ.Clear();
         var dK = g.K1.AsSpan(0, tokens * kvd); dK.Clear();
         var dV = g.V1.AsSpan(0, tokens * kvd); dV.Clear();
@@ -103,9 +109,9 @@ public sealed class TrainableLlamaLayer
         Rope.Backward(dQ, cos, sin, tokens, c.NumHeads, c.HeadDim);
         Rope.Backward(dK, cos, sin, tokens, c.NumKvHeads, c.HeadDim);
         var dNorm1 = g.H1.AsSpan(0, tokens * h); dNorm1.Clear();
-        Q.Backward(dNorm1, dQ, a.Norm1, tokens, a.LoraHidden(0, tokens, Q));
-        K.Backward(dNorm1, dK, a.Norm1, tokens, a.LoraHidden(1, tokens, K));
-        V.Backward(dNorm1, dV, a.Norm1, tokens, a.LoraHidden(2, tokens, V));
+        Q.Backward(dNorm1, dQ, a.Norm1, tokens, a.LoraHidden(0, tokens, Q), SlotKey(dropoutKey, 0));
+        K.Backward(dNorm1, dK, a.Norm1, tokens, a.LoraHidden(1, tokens, K), SlotKey(dropoutKey, 1));
+        V.Backward(dNorm1, dV, a.Norm1, tokens, a.LoraHidden(2, tokens, V), SlotKey(dropoutKey, 2));
         RmsNorm.Backward(dH, InputNorm is null ? default : InputNorm.Grad, dNorm1, a.Input, InputNormW, tokens, h, c.RmsNormEps);
     }
 }

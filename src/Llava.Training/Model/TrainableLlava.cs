@@ -35,9 +35,40 @@ public sealed class TrainableLlava : IDisposable
     /// <summary>Recompute each layer's activations during the backward instead of keeping them (bounds memory).</summary>
     public bool GradientCheckpointing { get; set; }
 
+    /// <summary>QLoRA (--bits 4|8): the frozen LLaMA layer linears are held block-quantized (null: as stored, memory-mapped).</summary>
+    public int? BaseBits { get; }
+    /// <summary>Bytes of the frozen LLaMA layer linears (q, k, v, o, gate, up, down) as the model holds them: quantized in
+    /// native memory with <see cref="BaseBits"/>, else mapped in their stored dtype. 0 when those weights train.</summary>
+    public long FrozenBaseBytes { get; private set; }
+    /// <summary>Stored bytes of the same matrices in the checkpoint.</summary>
+    public long FrozenBaseSourceBytes { get; private set; }
+    readonly LoadTimeQuantizer? baseQuantizer;
+
+    /// <summary>Training mode (PEFT's model.train()): LoRA dropout is active. False = evaluation (model.eval()): no dropout.</summary>
+    public bool Training { get; set; } = true;
+    readonly bool loraDropout;
+    readonly ulong dropoutSeed;
+    ulong dropoutStepKey;
+    long dropoutExample;
+
+    /// <summary>
+    /// Keys the LoRA dropout masks of the examples that follow by (seed, <paramref name="step"/>, their order from here), so a run
+    /// resumed at a step draws the masks an uninterrupted run would. The trainer calls it before each optimizer step.
+    /// </summary>
+    public void BeginDropoutStep(long step)
+    {
+        dropoutStepKey = LoraAdapter.DeriveKey(dropoutSeed, (ulong)step);
+        dropoutExample = 0;
+    }
+
     public IReadOnlyList<Parameter> Parameters => parameters;
 
-    public TrainableLlava(LlavaModel frozen, TrainingMode mode, LoraOptions? lora = null, int seed = 0)
+    /// <param name="baseBits">QLoRA: quantize the frozen LLaMA layer linears at load, as --load-8bit / --load-4bit do for
+    /// inference (8 → Q8_0; 4 → Q4_K, Q4_0 when the row length is not a multiple of 256; a matrix whose rows are not a whole
+    /// number of blocks stays as stored). Forward and input gradient use their exact dequantization, block rows at a time
+    /// (<see cref="MatMul.ForwardDequantized"/>, <see cref="MatMul.BackwardInput"/>); LoRA adapters, norms, embeddings,
+    /// lm_head and projector stay f32 / as stored.</param>
+    public TrainableLlava(LlavaModel frozen, TrainingMode mode, LoraOptions? lora = null, int seed = 0, int? baseBits = null)
     {
         Frozen = frozen;
         Mode = mode;
@@ -52,6 +83,12 @@ public sealed class TrainableLlava : IDisposable
             : (legacyHf ? "language_model." : "model.language_model.") + (legacyHf ? n : n["model.".Length..]);
 
         bool trainLm = mode == TrainingMode.Finetune;
+        if (baseBits is not null)
+        {
+            if (trainLm) throw new ArgumentException("--bits quantizes the frozen base of a LoRA run; finetune trains those weights in f32");
+            BaseBits = baseBits;
+            baseQuantizer = new LoadTimeQuantizer(baseBits.Value);
+        }
         var c = Config;
         int h = c.HiddenSize, qd = c.NumHeads * c.HeadDim, kvd = c.NumKvHeads * c.HeadDim, ff = c.IntermediateSize;
         var rng = new Random(seed);
@@ -64,7 +101,7 @@ public sealed class TrainableLlava : IDisposable
             string p = $"model.layers.{l}.";
             TrainableLinear Lin(string name, int inF, int outF)
             {
-                var lin = Linear(p + name, inF, outF, trainLm, bias: false);
+                var lin = Linear(p + name, inF, outF, trainLm, bias: false, frozenBase: true);
                 if (mode == TrainingMode.Lora)
                 {
                     var o = lora ?? new LoraOptions();
@@ -104,6 +141,9 @@ public sealed class TrainableLlava : IDisposable
             projector[i] = Linear(name, i == 0 ? cfg.Vision.HiddenSize : h, h, train: true, bias: true);
         }
         rope = new RotaryEmbedding(c);
+        loraDropout = LoraAdapters().Any(a => a.Dropout > 0);
+        dropoutSeed = LoraAdapter.DeriveKey((ulong)seed, 0x10AD7009);
+        BeginDropoutStep(0);
         // Order: projector first, as LLaVA's named_parameters lists it after the LLM? Keep a stable, documented order.
         parameters.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
     }
@@ -116,21 +156,26 @@ public sealed class TrainableLlava : IDisposable
         return p;
     }
 
-    unsafe WeightMatrix Matrix(string name, int rows, int cols)
+    unsafe WeightMatrix Matrix(string name, int rows, int cols, bool frozenBase = false)
     {
         var t = weights.Get(storedName(name));
         if (t.ElementCount != (long)rows * cols) throw new ModelFormatException($"{name}: shape {t.ShapeString}, expected [{rows}, {cols}]");
-        return new WeightMatrix(t.DType, rows, cols, t.Data);
+        if (!frozenBase) return new WeightMatrix(t.DType, rows, cols, t.Data);
+        var m = baseQuantizer is { } q && t.Quant is null ? q.Quantize(name, t, rows, cols)
+            : t.Quant is GgmlType g ? new WeightMatrix(g, rows, cols, t.Data) : new WeightMatrix(t.DType, rows, cols, t.Data);
+        FrozenBaseBytes += m.RowBytes * rows;
+        FrozenBaseSourceBytes += t.ByteLength;
+        return m;
     }
 
     float[] Vector(string name) => weights.Get(storedName(name)).ToFloat32();
 
-    TrainableLinear Linear(string name, int inF, int outF, bool train, bool bias, string? asName = null)
+    TrainableLinear Linear(string name, int inF, int outF, bool train, bool bias, string? asName = null, bool frozenBase = false)
     {
         string n = asName ?? name;
         Parameter? w = train ? Param(name + (name.EndsWith(".weight") ? "" : ".weight"), [outF, inF]) : null;
         if (w is not null && asName is not null) { parameters.Remove(w); w = new Parameter(asName, [outF, inF], w.Data); parameters.Add(w); }
-        var frozenW = w is null ? Matrix(name + (name.EndsWith(".weight") ? "" : ".weight"), outF, inF) : default;
+        var frozenW = w is null ? Matrix(name + (name.EndsWith(".weight") ? "" : ".weight"), outF, inF, frozenBase) : default;
         Parameter? b = bias && train ? Param(name + ".bias", [outF]) : null;
         float[]? frozenB = bias && !train ? Vector(name + ".bias") : null;
         return new TrainableLinear(n, inF, outF, w, frozenW, b, frozenB);
@@ -182,6 +227,8 @@ public sealed class TrainableLlava : IDisposable
         int h = c.HiddenSize, half = c.HeadDim / 2;
         var positions = Expand(e, out int imageRows, out var labels);
         int T = positions.Count;
+        ulong? dropoutKey = Training && loraDropout ? LoraAdapter.DeriveKey(dropoutStepKey, (ulong)dropoutExample++) : null;
+        ulong? LayerKey(int l) => dropoutKey is ulong k ? LoraAdapter.DeriveKey(k, 1000 + (ulong)l) : null;
         if (T > Frozen.Config.ContextLength) throw new ArgumentException($"example of {T} positions exceeds the context length {Frozen.Config.ContextLength}");
 
         // Image → projector (activations kept for its backward).
@@ -227,7 +274,7 @@ public sealed class TrainableLlava : IDisposable
         {
             if (inputs is not null) inputs[l] = hidden.ToArray();
             acts[l] = shared ?? new LayerActivations();
-            layers[l].Forward(hidden, T, cos, sin, acts[l]);
+            layers[l].Forward(hidden, T, cos, sin, acts[l], LayerKey(l));
         }
         var preNorm = hidden;
         var normed = new float[T * h];
@@ -259,9 +306,9 @@ public sealed class TrainableLlava : IDisposable
                 if (inputs is not null)
                 {
                     var replay = inputs[l];
-                    layers[l].Forward(replay, T, cos, sin, acts[l]);   // recompute this layer's activations
+                    layers[l].Forward(replay, T, cos, sin, acts[l], LayerKey(l));   // recompute this layer's activations (same dropout masks)
                 }
-                layers[l].Backward(dHidden, T, cos, sin, acts[l], grads);
+                layers[l].Backward(dHidden, T, cos, sin, acts[l], grads, LayerKey(l));
             }
 
             if (embed is not null)
@@ -325,5 +372,9 @@ public sealed class TrainableLlava : IDisposable
         }
     }
 
-    public void Dispose() => weights.Dispose();
+    public void Dispose()
+    {
+        weights.Dispose();
+        baseQuantizer?.Dispose();
+    }
 }

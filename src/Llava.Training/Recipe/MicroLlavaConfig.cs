@@ -4,16 +4,16 @@ namespace Llava.Training.Recipe;
 
 /// <summary>
 /// Shape of the micro LLaVA the recipe trains from scratch: a small CLIP ViT, an mlp2x_gelu projector and a small LLaMA
-/// with the real LLaMA-2 vocabulary (32000). Defaults: ViT 128×4 (4 heads, MLP 512) on 112-px images in 14-px patches
-/// (8×8 = 64 image tokens), LLaMA 256×4 (4 heads, SwiGLU 688), tied embeddings:
-/// 0.877M vision + 0.099M projector + 11.356M language (8.192M of it the tied table) = 12.33M parameters,
-/// 24.67 MB (23.5 MiB) in bf16.
+/// with the real LLaMA-2 vocabulary (32000). Defaults: ViT 128×3 (4 heads, MLP 512) on 112-px images in 14-px patches
+/// (8×8 = 64 image tokens, read at the last layer), LLaMA 256×4 (4 heads, SwiGLU 688), tied embeddings:
+/// 0.679M vision + 0.099M projector + 11.356M language (8.192M of it the tied table) = 12.13M parameters,
+/// 24.27 MB (23.1 MiB) in bf16.
 /// </summary>
 public sealed record MicroLlavaConfig
 {
     // Vision tower (CLIPVisionConfig).
     public int VisionHidden { get; init; } = 128;
-    public int VisionLayers { get; init; } = 4;
+    public int VisionLayers { get; init; } = 3;
     public int VisionHeads { get; init; } = 4;
     public int VisionIntermediate { get; init; } = 512;
     public int ImageSize { get; init; } = 112;
@@ -35,7 +35,9 @@ public sealed record MicroLlavaConfig
 
     // LLaVA multimodal keys.
     public string ProjectorType { get; init; } = "mlp2x_gelu";
-    public int VisionSelectLayer { get; init; } = -2;
+    /// <summary>LLaVA-1.5 reads CLIP's penultimate layer (−2) because CLIP's last layer serves its contrastive head; this
+    /// tower is pretrained for dense features read at its last layer, so it reads −1 and carries no unused block.</summary>
+    public int VisionSelectLayer { get; init; } = -1;
     public string VisionSelectFeature { get; init; } = "patch";
     public string ImageAspectRatio { get; init; } = "pad";
 

@@ -5,11 +5,13 @@ using System.Text.Json;
 namespace Llava.Training.Synthetic;
 
 /// <summary>How many images to make. All training images get one caption (pretrain.json) and one conversation
-/// (finetune.json); held-out images get the same plus <see cref="EvalQuestionsPerImage"/> eval questions.</summary>
-public sealed record ShapesDatasetCounts(int Train = 20000, int HeldOut = 1000, int EvalQuestionsPerImage = 7)
+/// (finetune.json); held-out images get the same plus <see cref="EvalQuestionsPerImage"/> eval questions.
+/// <see cref="MinRounds"/>..<see cref="MaxRounds"/> is the number of question/answer rounds (of distinct types) per conversation.</summary>
+public sealed record ShapesDatasetCounts(int Train = 20000, int HeldOut = 1000, int EvalQuestionsPerImage = 7, int MinRounds = 2, int MaxRounds = 4)
 {
     public void Validate()
     {
+        if (MinRounds < 1 || MaxRounds > 7 || MinRounds > MaxRounds) throw new ArgumentOutOfRangeException(nameof(MinRounds), "rounds per conversation: 1 <= min <= max <= 7 (one per question type)");
         if (Train < 0 || HeldOut < 0) throw new ArgumentOutOfRangeException(nameof(Train), "image counts must be >= 0");
         if (EvalQuestionsPerImage is < 0 or > 7) throw new ArgumentOutOfRangeException(nameof(EvalQuestionsPerImage), "0..7 (one per question type)");
     }
@@ -70,7 +72,7 @@ public static class ShapesDataset
             string image = $"{split}/{index:D6}.png";
             var scene = ShapesWorld.Layout(sceneSeed, options);
             File.WriteAllBytes(Path.Combine(imageDir, image), ShapesWorld.RenderPng(scene, options.PngCompressionLevel));
-            items[i] = MakeText(scene, split, index, image, train ? 0 : counts.EvalQuestionsPerImage);
+            items[i] = MakeText(scene, split, index, image, train ? 0 : counts.EvalQuestionsPerImage, counts);
             int d = Interlocked.Increment(ref done);
             if (progress != null && (d % 256 == 0 || d == total)) progress.Report(new ShapesDatasetProgress(d, total));
         });
@@ -153,7 +155,7 @@ public static class ShapesDataset
     sealed record Item(string Id, string Image, string Split, ShapesScene Scene, string PretrainPrompt, string Caption,
         IReadOnlyList<QaPair> Conversation, IReadOnlyList<QaPair> Eval);
 
-    static Item MakeText(ShapesScene scene, string split, int index, string image, int evalQuestions)
+    static Item MakeText(ShapesScene scene, string split, int index, string image, int evalQuestions, ShapesDatasetCounts counts)
     {
         ulong s = (ulong)(uint)scene.Seed;
         var pretrainRng = new ShapesRng(ShapesRng.Mix(s, 0x9E7));
@@ -170,7 +172,7 @@ public static class ShapesDataset
         }
         return new Item($"shapes-{split}-{index:D6}", image, split, scene,
             ShapesLanguage.PretrainPrompt(pretrainRng), ShapesLanguage.Caption(scene),
-            ShapesLanguage.Conversation(scene, convRng), eval);
+            ShapesLanguage.Conversation(scene, convRng, counts.MinRounds, counts.MaxRounds), eval);
     }
 
     static void WriteConversations(Utf8JsonWriter w, Item[] items, bool pretrain)

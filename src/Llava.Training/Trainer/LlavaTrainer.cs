@@ -58,7 +58,7 @@ public sealed class LlavaTrainer : IDisposable
                 throw new ArgumentException($"{options.ModelPath}: training needs an original-layout LLaVA checkpoint (LlavaLlamaForCausalLM); this is {Frozen.Config.Layout}");
             var modelMode = options.Mode == TrainingMode.Finetune && options.FreezeBackbone ? TrainingMode.Pretrain : options.Mode;
             Lora = options.Mode == TrainingMode.Lora ? new LoraOptions(options.LoraR, options.LoraAlpha, options.LoraDropout) : null;
-            Model = new TrainableLlava(Frozen, modelMode, Lora, options.Seed) { GradientCheckpointing = options.GradientCheckpointing };
+            Model = new TrainableLlava(Frozen, modelMode, Lora, options.Seed, options.Bits) { GradientCheckpointing = options.GradientCheckpointing };
             if (options.ReinitProjector) ReinitializeProjector(Model, options.Seed);
 
             var dataOptions = new LlavaDataOptions
@@ -230,7 +230,9 @@ public sealed class LlavaTrainer : IDisposable
             MaxSteps = TotalSteps, Seed = o.Seed, Mode = o.Mode.ToString().ToLowerInvariant(), BatchSize = o.PerDeviceTrainBatchSize,
             GradientAccumulationSteps = o.GradientAccumulationSteps, WarmupSteps = Schedule.WarmupSteps, LrSchedulerType = o.LrSchedulerType,
             Sampler = Sampler is LengthGroupedSampler ? "LengthGroupedSampler(group_by_modality_length)" : "RandomSampler",
-            Rng = $"seed {o.Seed}: data order = f(seed, epoch); no random op in the step",
+            Rng = o.Mode == TrainingMode.Lora && o.LoraDropout > 0
+                ? $"seed {o.Seed}: data order = f(seed, epoch); LoRA dropout masks = f(seed, step, example)"
+                : $"seed {o.Seed}: data order = f(seed, epoch); no random op in the step",
         };
         int? resumedFrom = null;
         string? resume = o.ResumeFromCheckpoint ?? (o.NoResume ? null : TrainerCheckpoint.Latest(o.OutputDir));
@@ -301,6 +303,7 @@ public sealed class LlavaTrainer : IDisposable
                     if (micro.Count == 0) break;
 
                     Model.ZeroGrad();
+                    Model.BeginDropoutStep(state.GlobalStep);   // LoRA dropout masks keyed by (seed, step): a resumed run draws the same
                     double loss = ForwardBackward(Model, micro, accum, out int tokens, out int supervised, ct);
                     double norm = o.MaxGradNorm > 0 ? GradientClipping.ClipByGlobalNorm(Model.Parameters, o.MaxGradNorm) : GlobalNorm(Model.Parameters);
                     double factor = Factor(state.GlobalStep);
@@ -380,6 +383,10 @@ public sealed class LlavaTrainer : IDisposable
             case TrainingMode.Pretrain:
                 ModelExport.SaveProjector(Model, dir, Options);
                 OnMessage?.Invoke($"wrote {Path.Combine(dir, "mm_projector.safetensors")} and config.json");
+                break;
+            case TrainingMode.Finetune when Options.SaveFormat == CheckpointSaveFormat.HuggingFace:
+                ModelExport.SaveHuggingFace(Model, dir, Options.SaveDType, Options);
+                OnMessage?.Invoke($"wrote the full checkpoint in the llava-hf layout to {dir} (model.safetensors {ModelExport.TorchDTypeName(Options.SaveDType)} with the CLIP tower, config.json, tokenizer, processor)");
                 break;
             case TrainingMode.Finetune:
                 ModelExport.SaveFullCheckpoint(Model, dir, Options);

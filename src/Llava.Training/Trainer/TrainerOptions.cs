@@ -67,8 +67,12 @@ public sealed record TrainerOptions
     public int LoraR { get; init; } = 64;
     /// <summary>--lora_alpha (LLaVA default 16; its scripts use 256).</summary>
     public float LoraAlpha { get; init; } = 16;
-    /// <summary>--lora_dropout (LLaVA default 0.05). Only 0 is implemented by the trainable model so far.</summary>
+    /// <summary>--lora_dropout: PEFT's dropout on the LoRA branch input, training only, masks seeded by (--seed, step, example)
+    /// (LLaVA's default is 0.05; ours 0, which keeps runs comparable with the dropout-free reference fixtures).</summary>
     public float LoraDropout { get; init; }
+    /// <summary>--bits (QLoRA, lora only): quantize the frozen LLaMA layer linears at load, 8 → Q8_0, 4 → Q4_K (Q4_0 when a row is
+    /// not a multiple of 256), as --load-8bit / --load-4bit; null = keep them as stored. LoRA adapters stay f32.</summary>
+    public int? Bits { get; init; }
     /// <summary>--freeze_backbone: train no LLM weight (finetune then trains only the projector, like pretrain).</summary>
     public bool FreezeBackbone { get; init; }
     /// <summary>--gradient_checkpointing: recompute each layer's activations in the backward (less memory, same numbers).</summary>
@@ -85,6 +89,11 @@ public sealed record TrainerOptions
     public bool CheckImages { get; init; }
     /// <summary>--dataloader_drop_last (default false).</summary>
     public bool DataloaderDropLast { get; init; }
+    /// <summary>--save-format: layout of finetune's final full checkpoint: original (LLaVA's, the default) or HuggingFace (llava-hf,
+    /// the CLIP tower included; see <see cref="ModelExport.SaveHuggingFace"/>). Intermediate checkpoint-N directories are unaffected.</summary>
+    public CheckpointSaveFormat SaveFormat { get; init; } = CheckpointSaveFormat.Original;
+    /// <summary>--save-dtype: tensor dtype of a llava-hf final checkpoint (BF16, F16 or F32; default BF16 as llava-hf ships).</summary>
+    public Llava.Tensors.DType SaveDType { get; init; } = Llava.Tensors.DType.BF16;
 
     /// <summary>Global batch per optimizer step.</summary>
     public int GlobalBatchSize => PerDeviceTrainBatchSize * GradientAccumulationSteps;
@@ -105,7 +114,12 @@ public sealed record TrainerOptions
         Need(SaveTotalLimit is null or >= 1, "--save-total-limit must be at least 1");
         Need(LoggingSteps >= 1, "--logging-steps must be at least 1");
         Need(Mode != TrainingMode.Lora || (LoraR >= 1 && LoraAlpha > 0), "--lora-r must be ≥ 1 and --lora-alpha > 0");
-        Need(LoraDropout == 0, "--lora-dropout > 0 is not implemented yet by the trainable model (LLaVA's default is 0.05); pass --lora-dropout 0");
+        Need(LoraDropout is >= 0 and < 1, "--lora-dropout must be in [0, 1)");
+        Need(Bits is null or 4 or 8, "--bits must be 4 or 8");
+        Need(Bits is null || Mode == TrainingMode.Lora, "--bits (QLoRA) quantizes the frozen base of a lora run; finetune trains the LLM in f32");
+        Need(SaveFormat == CheckpointSaveFormat.Original || Mode == TrainingMode.Finetune,
+            "--save-format hf applies to finetune's full checkpoint (pretrain saves the projector, lora an adapter: merge it with `llava merge-lora --save-format hf`)");
+        Need(SaveDType is Llava.Tensors.DType.BF16 or Llava.Tensors.DType.F16 or Llava.Tensors.DType.F32, "--save-dtype must be bf16, f16 or f32");
         Need(!string.IsNullOrEmpty(ModelPath), "--model is required");
         Need(!string.IsNullOrEmpty(DataPath), "--data is required");
         Need(!string.IsNullOrEmpty(OutputDir), "--output-dir is required");

@@ -50,12 +50,12 @@ public sealed class MicroLlavaFactoryTests(MicroLlavaFixture fx, ITestOutputHelp
     public void DefaultConfig_ParameterCountAndSize()
     {
         var c = MicroLlavaConfig.Default;
-        Assert.Equal(877_312, c.VisionParameters);
+        Assert.Equal(679_040, c.VisionParameters);
         Assert.Equal(98_816, c.ProjectorParameters);
         Assert.Equal(8_192_000, c.EmbeddingParameters);
         Assert.Equal(3_164_160, c.TextLayerParameters);
-        Assert.Equal(12_332_544, c.TotalParameters);
-        Assert.Equal(24_665_088, c.Bf16Bytes);
+        Assert.Equal(12_134_272, c.TotalParameters);
+        Assert.Equal(24_268_544, c.Bf16Bytes);
         Assert.Equal(64, c.NumImageTokens);
 
         var ck = fx.Checkpoint;
@@ -92,13 +92,13 @@ public sealed class MicroLlavaFactoryTests(MicroLlavaFixture fx, ITestOutputHelp
         var cfg = model.Config;
         Assert.Equal(CheckpointLayout.Original, cfg.Layout);
         Assert.Equal("mlp2x_gelu", cfg.ProjectorType);
-        Assert.Equal(-2, cfg.VisionFeatureLayer);
+        Assert.Equal(-1, cfg.VisionFeatureLayer);
         Assert.Equal(FeatureSelect.Patch, cfg.FeatureSelect);
         Assert.Equal(ImageAspectMode.Pad, cfg.ImageAspect);
         Assert.Equal(64, cfg.NumImageTokens);
         Assert.True(cfg.Text.TieWordEmbeddings);
         Assert.Equal((256, 4, 4, 688, 32000), (cfg.Text.HiddenSize, cfg.Text.NumLayers, cfg.Text.NumHeads, cfg.Text.IntermediateSize, cfg.Text.VocabSize));
-        Assert.Equal((128, 4, 112, 14), (cfg.Vision.HiddenSize, cfg.Vision.NumLayers, cfg.Vision.ImageSize, cfg.Vision.PatchSize));
+        Assert.Equal((128, 3, 112, 14), (cfg.Vision.HiddenSize, cfg.Vision.NumLayers, cfg.Vision.ImageSize, cfg.Vision.PatchSize));
 
         // What LlavaSession.Prefill + greedy Step do (Llava.Generation is not referenced by this test project):
         // tokenizer_image_token ids, image rows from CLIP → projector, LLaMA forward with a KV cache, tied lm_head.

@@ -1,0 +1,226 @@
+// Contract: the quantized prefill GEMM y (tokens x n) = x · Wᵀ (+ bias) for Q4_0/Q8_0/Q4_K/Q5_K/Q6_K weights: every token row
+// quantized once to 8 bits (the decode scheme), integer tiles of 16 weight rows x 3 tokens (AVX2) with a scalar twin, all workers, no allocation per call.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Llava.Tensors.Quantization;
+
+/// <summary>
+/// Integer prefill GEMM on ggml-quantized weights, llama.cpp-style: activations are quantized per token row exactly
+/// as the decode path does (<see cref="QuantActivations"/>: d = amax/127 per 32 or 256 values, int8 q, block sums),
+/// then every output is Σ over blocks of (weight scale · activation scale) · (integer dot of the block), the
+/// same integer sums as <see cref="QuantDot"/>'s decode kernels (only the f32 accumulation order differs).
+/// <para>Blocking: a work item is a group of strips of 16 weight rows x a chunk of tokens. For each K-slice (Kc values)
+/// it unpacks each strip once into an L1-resident panel of bytes, laid out so that one 256-bit load holds 4
+/// consecutive k of 8 rows (row = int32 lane), plus per-row scale vectors; the micro-kernel then sweeps the chunk's
+/// tokens three at a time: a 4-byte broadcast of each token's activations against the two row vectors feeds
+/// vpmaddubsw, int16 partials are widened (vpmaddwd, applying K-quant sub-block scales in the same instruction) per
+/// block, and the float work (one FMA per 8 rows) happens once per block (32-element types) or super-block
+/// (K-quants). Code offsets (−8 Q4_0, −32 Q6_K) and mins (Q4_K, Q5_K) come from the activations' block sums.
+/// Slices are the item's outer loop, so a slice of the chunk's activations is reused from L2 by the group's strips.</para>
+/// <para>Each AVX2 kernel has a scalar twin (<see cref="ScalarTile"/>) working straight from the ggml blocks with
+/// the same integer sums and the same f32 operations in the same order, so the two agree bit for bit.</para>
+/// </summary>
+internal static unsafe partial class QuantGemm
+{
+    /// <summary>Weight rows per micro-tile: two 256-bit vectors of 8 int32 lanes.</summary>
+    public const int Strip = 16;
+    /// <summary>Token rows per micro-tile.</summary>
+    public const int TileTokens = 3;
+    /// <summary>K values per packed slice (a multiple of 256): 16 KB of packed weights, kept in L1 across the token sweep.</summary>
+    public const int Kc = 1024;
+    /// <summary>Most tokens per work item (chunks are equal and a whole number of tiles): the unpacking of a strip is amortized over them.</summary>
+    public const int TokenChunk = 256;
+    /// <summary>Strips per work item: a slice of the chunk's activations (TokenChunk x Kc bytes) stays in L2 across them.</summary>
+    public const int StripsPerItem = 4;
+    /// <summary>Smallest token count that takes this path (below: the decode kernel per token row, see MatMul.Quantized.cs).
+    /// Measured crossover on 2048 x 2048 weights, 2 threads: 8-12 tokens.</summary>
+    public const int MinTokens = 8;
+
+    /// <summary>Weight types with an integer prefill kernel.</summary>
+    public static bool Supports(GgmlType t) => t is GgmlType.Q4_0 or GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+
+    /// <summary>y (tokens x n) = x (tokens x k) · Wᵀ (+ bias); W is n rows of <paramref name="rowBytes"/> bytes of <paramref name="type"/> blocks.</summary>
+    public static void Forward(float* y, float* x, byte* w, long rowBytes, GgmlType type, int n, int k, float* bias, int tokens, bool simd)
+    {
+        if (!Supports(type)) throw new NotSupportedException($"no integer prefill kernel for {type}");
+        if (tokens <= 0 || n <= 0) return;
+        bool k256 = QuantDot.UsesK256(type);
+        // Activations live in the calling thread's scratch; the workers only read them.
+        var act = QuantRows.Create(QuantScratch.Get(0, QuantRows.Bytes(tokens, k, k256)), tokens, k, k256);
+        var qjob = new QuantizeJob { X = x, Act = act, Simd = simd };
+        Workers.Run(ref qjob, tokens, Math.Max(1, 16384 / Math.Max(1, k)));
+
+        int strips = (n + Strip - 1) / Strip, chunks = (tokens + TokenChunk - 1) / TokenChunk;
+        // Equal chunks, each a whole number of token tiles (the last one may be shorter).
+        int chunkTokens = ((tokens + chunks - 1) / chunks + TileTokens - 1) / TileTokens * TileTokens;
+        chunks = (tokens + chunkTokens - 1) / chunkTokens;
+        // Fewer strips per item when there would be too few items to keep every thread busy (≥ 4 per thread).
+        int group = Math.Max(1, Math.Min(StripsPerItem, strips * chunks / (4 * Workers.ThreadCount)));
+        int groups = (strips + group - 1) / group;
+        var job = new GemmJob
+        {
+            Y = y, Bias = bias, W = w, RowBytes = rowBytes, Type = type, N = n, K = k, Tokens = tokens,
+            Strips = strips, Group = group, Groups = groups, ChunkTokens = chunkTokens, Act = act, Simd = simd,
+        };
+        Workers.Run(ref job, groups * chunks, 1);
+    }
+
+    struct QuantizeJob : IParallelJob
+    {
+        public float* X; public QuantRows Act; public bool Simd;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Execute(int start, int end)
+        {
+            for (int t = start; t < end; t++) Act.QuantizeRow(t, X + (long)t * Act.K, Simd);
+        }
+    }
+
+    struct GemmJob : IParallelJob
+    {
+        public float* Y, Bias; public byte* W; public long RowBytes; public GgmlType Type;
+        public int N, K, Tokens, Strips, Group, Groups, ChunkTokens; public QuantRows Act; public bool Simd;
+
+        // An item is a group of strips x a token chunk. Slices are the outer loop so that a slice of the chunk's
+        // activations is reused from L2 by every strip of the group; each strip's packed slice stays in L1 while
+        // the chunk's tokens sweep over it.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Execute(int start, int end)
+        {
+            int kcMax = Math.Min(Kc, K);
+            byte* pack = Simd ? QuantScratch.Get(1, PackBytes(Type, kcMax)) : null;
+            float* tile = stackalloc float[TileTokens * Strip];
+            for (int item = start; item < end; item++)
+            {
+                int g = item % Groups, c = item / Groups;
+                int s0 = g * Group, s1 = Math.Min(Strips, s0 + Group);
+                int t0 = c * ChunkTokens, t1 = Math.Min(Tokens, t0 + ChunkTokens);
+                for (int k0 = 0; k0 < K; k0 += Kc)
+                {
+                    int kc = Math.Min(Kc, K - k0);
+                    for (int s = s0; s < s1; s++)
+                    {
+                        int r0 = s * Strip, nr = Math.Min(Strip, N - r0);
+                        byte* wrow = W + r0 * RowBytes;
+                        if (Simd) Pack(Type, wrow, RowBytes, nr, k0, kc, pack);
+                        for (int t = t0; t < t1; t += TileTokens)
+                        {
+                            // A last tile of 1 or 2 tokens repeats its last token in the spare rows (computed, not written).
+                            int tb = Math.Min(t + 1, t1 - 1), tc = Math.Min(t + 2, t1 - 1);
+                            if (Simd) Kernel(Type, pack, kc, Act, t, tb, tc, k0, tile);
+                            else ScalarTile(Type, wrow, RowBytes, nr, k0, kc, Act, t, tb, tc, tile);
+                            Merge(tile, t, Math.Min(TileTokens, t1 - t), r0, nr, k0 == 0);
+                        }
+                    }
+                }
+            }
+        }
+
+        // First slice: y = tile (+ bias); later slices: y += tile. Only the strip's valid rows are written.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Merge(float* tile, int t, int count, int r0, int nr, bool first)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                float* yr = Y + (long)(t + i) * N + r0;
+                float* tr = tile + i * Strip;
+                if (nr == Strip && Vector256.IsHardwareAccelerated)
+                {
+                    var a = Vector256.Load(tr); var b = Vector256.Load(tr + 8);
+                    if (!first) { a += Vector256.Load(yr); b += Vector256.Load(yr + 8); }
+                    else if (Bias != null) { a += Vector256.Load(Bias + r0); b += Vector256.Load(Bias + r0 + 8); }
+                    Vector256.Store(a, yr); Vector256.Store(b, yr + 8);
+                    continue;
+                }
+                for (int r = 0; r < nr; r++)
+                    yr[r] = !first ? yr[r] + tr[r] : Bias == null ? tr[r] : tr[r] + Bias[r0 + r];
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Token rows of 8-bit activations for the prefill GEMM, each quantized exactly as <see cref="QuantActivations.Quantize"/>
+/// would (same d and q, bit for bit): <see cref="Qs"/> (rows x K int8), <see cref="D"/> (one scale per 32 or 256
+/// values), and the block sums the kernels need: <see cref="O8"/> (8·Σq per 32, Q4_0's code offset; 32-element types) or
+/// <see cref="B16"/> (Σq per 16, = Q8_K's bsums) and <see cref="B32"/> (Σq per 32) for K-quants.
+/// </summary>
+internal unsafe struct QuantRows
+{
+    public sbyte* Qs; public float* D; public int* O8; public short* B16; public short* B32;
+    public int K, Rows; public bool K256;
+
+    public int BlockSize => K256 ? 256 : 32;
+    public int Blocks => K / BlockSize;
+
+    public static long Bytes(int rows, int k, bool k256)
+    {
+        long q = ((long)rows * k + 63) & ~63L;
+        long d = ((long)rows * (k / (k256 ? 256 : 32)) * 4 + 63) & ~63L;
+        long sums = k256 ? (((long)rows * (k / 16) * 2 + 63) & ~63L) + (((long)rows * (k / 32) * 2 + 63) & ~63L)
+                         : ((long)rows * (k / 32) * 4 + 63) & ~63L;
+        return q + d + sums + 64;
+    }
+
+    public static QuantRows Create(byte* buf, int rows, int k, bool k256)
+    {
+        var a = new QuantRows { K = k, Rows = rows, K256 = k256, Qs = (sbyte*)buf };
+        byte* p = buf + (((long)rows * k + 63) & ~63L);
+        a.D = (float*)p; p += ((long)rows * (k / (k256 ? 256 : 32)) * 4 + 63) & ~63L;
+        if (k256)
+        {
+            a.B16 = (short*)p; p += ((long)rows * (k / 16) * 2 + 63) & ~63L;
+            a.B32 = (short*)p;
+        }
+        else a.O8 = (int*)p;
+        return a;
+    }
+
+    /// <summary>Quantizes token row <paramref name="t"/> from <paramref name="x"/> (K floats).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void QuantizeRow(int t, float* x, bool simd)
+    {
+        int bs = BlockSize, nb = K / bs;
+        sbyte* q = Qs + (long)t * K;
+        float* d = D + (long)t * nb;
+        for (int b = 0; b < nb; b++) d[b] = QuantActivations.QuantizeBlock(x + b * bs, q + b * bs, bs, simd);
+        int n32 = K / 32;
+        if (simd && Avx2.IsSupported) Sums256(q, n32, t);
+        else
+            for (int c = 0; c < n32; c++)
+            {
+                int lo = 0, hi = 0;
+                for (int i = 0; i < 16; i++) { lo += q[32 * c + i]; hi += q[32 * c + 16 + i]; }
+                Store(t, c, lo, hi);
+            }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void Store(int t, int c, int lo, int hi)
+    {
+        if (K256)
+        {
+            long o = (long)t * (K / 32) + c;
+            B16[2 * o] = (short)lo; B16[2 * o + 1] = (short)hi; B32[o] = (short)(lo + hi);
+        }
+        else O8[(long)t * (K / 32) + c] = 8 * (lo + hi);
+    }
+
+    // Σ of each 16 bytes: vpmaddubsw with ones (pairs), vpmaddwd with ones (quads), two horizontal adds.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void Sums256(sbyte* q, int n32, int t)
+    {
+        var ones8 = Vector256.Create((byte)1);
+        var ones16 = Vector256.Create((short)1);
+        for (int c = 0; c < n32; c++)
+        {
+            var v = Vector256.Load(q + 32 * c);
+            var p = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(ones8, v), ones16);
+            var h = Ssse3.HorizontalAdd(p.GetLower(), p.GetUpper());
+            h = Ssse3.HorizontalAdd(h, h);
+            Store(t, c, h.GetElement(0), h.GetElement(1));
+        }
+    }
+}
