@@ -58,7 +58,7 @@ public unsafe class QuantMatMulTests(ITestOutputHelper output)
         var actual = new float[tokens * rows];
         actual.AsSpan().Fill(float.NaN);
         MatMul.Forward(actual, x, w, b, tokens);
-        bool integer = tokens == 1 && QuantDot.HasIntegerKernel(t);
+        bool integer = MatMul.QuantizedUsesInt8Activations(t, tokens);
         TestUtil.Close(expected, actual, i => Tolerance(t, x, wd, i / rows, i % rows, cols, integer, bias ? b[i % rows] : 0), $"{t} t={tokens} {rows}x{cols}");
     }
 
