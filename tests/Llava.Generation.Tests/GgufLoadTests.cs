@@ -89,8 +89,10 @@ public sealed class GgufLoadTests(ITestOutputHelper output)
     [InlineData(4, Llava.Tensors.GgmlType.Q4_0)]   // the fixture's rows (64) are not a multiple of 256: Q4_K falls back to Q4_0
     public void LoadBits_EqualsFullPrecisionOnRoundTrippedWeights(int bits, Llava.Tensors.GgmlType type)
     {
-        // --load-Nbit must compute exactly what an f32 model holding dequantize(quantize(W)) computes (the prefill
-        // path keeps f32 activations), and hold the language model in about bits/16 of the bf16 bytes.
+        // --load-Nbit must compute what an f32 model holding dequantize(quantize(W)) computes, up to the rounding of the
+        // activations to 8-bit blocks that every quantized matmul now does (decode kernels and the int8 prefill GEMM,
+        // as llama.cpp: ~1e-2 relative on this random model; each kernel is pinned exactly against dequantize(quantize(W))
+        // in QuantMatMulTests/QuantGemmTests), and hold the language model in about bits/16 of the bf16 bytes.
         var c = ReferenceCase.Get("text_only");
         using var dir = new TempDir();
         foreach (var f in Directory.GetFiles(Fixtures.TinyPath("hf")).Where(f => !f.EndsWith(".safetensors")))
@@ -127,7 +129,7 @@ public sealed class GgufLoadTests(ITestOutputHelper output)
         double err = Numerics.RelativeError(actual, expected);
         var full = new Llava.Generation.LlavaSession(roundTripped).Prefill(c.InputIdsHf, [], 8);
         output.WriteLine($"--load-{bits}bit ({type}): rel err {err:E2} vs the round-tripped f32 model; {quant.QuantizedBytes} bytes quantized vs {lmBytes} bf16");
-        Assert.InRange(err, 0, 1e-5);
+        Assert.InRange(err, 0, 3e-2);
         double ratio = (double)quant.QuantizedBytes / lmBytes;
         Assert.InRange(ratio, bits == 8 ? 0.5 : 0.25, bits == 8 ? 0.54 : 0.29);   // Q8_0: 34/64 of bf16; Q4_0: 18/64 (rows of 172 stay bf16)
         Assert.Equal(expected, full);
