@@ -70,6 +70,9 @@ public static unsafe partial class Attention
         public void Execute(int start, int end)
         {
             int d = HeadDim, kb = KeyBlock, heads = Heads, group = Group, part = d + 2;
+            // f16 cache without key sharing (MHA): each widened row is used once, so widen in registers (Dot4H/Axpy4H)
+            // instead of through scratch. Vector256 only (those twins mirror Dot4/Axpy4's Vector256 paths bit for bit).
+            bool fused = Kh != null && group == 1 && Simd.Width == 256 && d >= 8;
             long stride = (long)KvHeads * d;
             float[] sBuf = Scratch.Get(1, heads * kb);
             float[] cBuf = Kh != null ? Scratch.Get(2, 4 * Math.Max(1, d)) : sBuf;
@@ -88,6 +91,12 @@ public static unsafe partial class Attention
                         {
                             float* kg = k0 + g * d;
                             long ks = stride;
+                            if (fused)
+                            {
+                                (Dot4H(Q + (long)h * d, khRow + j * stride + g * d, stride, d) * Scale).Store(s + (long)h * kb + j);
+                                h++;
+                                continue;
+                            }
                             if (Kh != null) { Widen4(khRow + j * stride + g * d, stride, conv, d); kg = conv; ks = d; }
                             for (int r = 0; r < group; r++, h++)
                                 (Dot4(Q + (long)h * d, kg, kg + ks, kg + 2 * ks, kg + 3 * ks, d) * Scale).Store(s + (long)h * kb + j);
@@ -122,6 +131,13 @@ public static unsafe partial class Attention
                         {
                             float* vg = v0 + g * d;
                             long vs = stride;
+                            if (fused)
+                            {
+                                float* sh = s + (long)h * kb + j;
+                                Axpy4H(P + ((long)item * heads + h) * part + 2, sh[0], sh[1], sh[2], sh[3], vhRow + j * stride + g * d, stride, d);
+                                h++;
+                                continue;
+                            }
                             if (Vh != null) { Widen4(vhRow + j * stride + g * d, stride, conv, d); vg = conv; vs = d; }
                             for (int r = 0; r < group; r++, h++)
                             {
@@ -154,6 +170,57 @@ public static unsafe partial class Attention
         DTypeConvert.F16ToF32(src + 2 * stride, dst + 2 * d, d);
         DTypeConvert.F16ToF32(src + 3 * stride, dst + 3 * d, d);
     }
+
+    /// <summary><see cref="Dot4"/>'s Vector256 path over 4 f16 rows (row i at k + i·stride) widened in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector128<float> Dot4H(float* q, ushort* k, long stride, int d)
+    {
+        ushort* k0 = k, k1 = k + stride, k2 = k + 2 * stride, k3 = k + 3 * stride;
+        int i = 0;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (; i + 8 <= d; i += 8)
+        {
+            var x = Vector256.Load(q + i);
+            a0 = Vector256.FusedMultiplyAdd(x, DTypeConvert.HalfToSingle8(k0 + i), a0);
+            a1 = Vector256.FusedMultiplyAdd(x, DTypeConvert.HalfToSingle8(k1 + i), a1);
+            a2 = Vector256.FusedMultiplyAdd(x, DTypeConvert.HalfToSingle8(k2 + i), a2);
+            a3 = Vector256.FusedMultiplyAdd(x, DTypeConvert.HalfToSingle8(k3 + i), a3);
+        }
+        Vector128<float> r = Reduce4(a0, a1, a2, a3);
+        if (i < d)
+        {
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (; i < d; i++)
+            {
+                float x = q[i];
+                s0 = MathF.FusedMultiplyAdd(x, H(k0[i]), s0); s1 = MathF.FusedMultiplyAdd(x, H(k1[i]), s1);
+                s2 = MathF.FusedMultiplyAdd(x, H(k2[i]), s2); s3 = MathF.FusedMultiplyAdd(x, H(k3[i]), s3);
+            }
+            r += Vector128.Create(s0, s1, s2, s3);
+        }
+        return r;
+    }
+
+    /// <summary><see cref="Axpy4"/>'s Vector256 path over 4 f16 rows (row i at v + i·stride) widened in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Axpy4H(float* acc, float p0, float p1, float p2, float p3, ushort* v, long stride, int d)
+    {
+        ushort* v0 = v, v1 = v + stride, v2 = v + 2 * stride, v3 = v + 3 * stride;
+        int i = 0;
+        Vector256<float> b0 = Vector256.Create(p0), b1 = Vector256.Create(p1), b2 = Vector256.Create(p2), b3 = Vector256.Create(p3);
+        for (; i + 8 <= d; i += 8)
+        {
+            var a = Vector256.FusedMultiplyAdd(b0, DTypeConvert.HalfToSingle8(v0 + i), Vector256.Load(acc + i));
+            a = Vector256.FusedMultiplyAdd(b1, DTypeConvert.HalfToSingle8(v1 + i), a);
+            a = Vector256.FusedMultiplyAdd(b2, DTypeConvert.HalfToSingle8(v2 + i), a);
+            Vector256.FusedMultiplyAdd(b3, DTypeConvert.HalfToSingle8(v3 + i), a).Store(acc + i);
+        }
+        for (; i < d; i++)
+            acc[i] = MathF.FusedMultiplyAdd(p3, H(v3[i]), MathF.FusedMultiplyAdd(p2, H(v2[i]), MathF.FusedMultiplyAdd(p1, H(v1[i]), MathF.FusedMultiplyAdd(p0, H(v0[i]), acc[i]))));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float H(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
 
     /// <summary>[q·k0, q·k1, q·k2, q·k3].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

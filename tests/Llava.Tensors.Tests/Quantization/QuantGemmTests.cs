@@ -15,8 +15,8 @@ public unsafe class QuantGemmTests(ITestOutputHelper output)
 
     static bool K256(GgmlType t) => QuantDot.UsesK256(t);
 
-    // K values: one block, odd block counts, one not a multiple of 256 (32-element types), and ones spanning 2-3 slices of Kc.
-    static int[] Ks(GgmlType t) => K256(t) ? [256, 768, 1280, 2304] : [32, 96, 1088, 2080];
+    // K values: one block, odd block counts, ones not a multiple of 256 (32-element types), and ones spanning 2 and 3 slices of Kc.
+    static int[] Ks(GgmlType t) => K256(t) ? [256, 768, QuantGemm.Kc + 256, 2 * QuantGemm.Kc + 512] : [32, 96, QuantGemm.Kc + 32, 2 * QuantGemm.Kc + 96];
 
     static float[] Run(WeightMatrix w, float[] x, float[] bias, int tokens, bool simd)
     {
@@ -65,7 +65,7 @@ public unsafe class QuantGemmTests(ITestOutputHelper output)
         foreach (var t in Types)
         {
             var rng = new Random(11 + (int)t);
-            int rows = 77, k = K256(t) ? 1280 : 1088, tokens = 300;   // 300 tokens: two token chunks
+            int rows = 77, k = K256(t) ? QuantGemm.Kc + 256 : QuantGemm.Kc + 64, tokens = QuantGemm.TokenChunk + 44;   // two token chunks, two slices
             var w = QuantMatMulTests.Quantized(t, rows, k, TestUtil.Rand(rng, rows * k), out _);
             var x = TestUtil.Rand(rng, tokens * k);
             float[]? first = null;
@@ -124,7 +124,7 @@ public unsafe class QuantGemmTests(ITestOutputHelper output)
         TestUtil.With(width, threads, () =>
         {
             foreach (var t in Types)
-                foreach (var (tokens, rows, k) in new[] { (2, 5, K256(t) ? 256 : 64), (17, 33, K256(t) ? 1280 : 1088), (11, 16, K256(t) ? 512 : 2080) })
+                foreach (var (tokens, rows, k) in new[] { (2, 5, K256(t) ? 256 : 64), (17, 33, K256(t) ? QuantGemm.Kc + 256 : QuantGemm.Kc + 64), (11, 16, K256(t) ? 512 : 2080) })
                 {
                     var rng = new Random(tokens * 100 + rows + (int)t);
                     float[] x = TestUtil.Rand(rng, tokens * k), bias = TestUtil.Rand(rng, rows);
