@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json;
 using Llava.Training.Synthetic;
 using Spectre.Console;
 
@@ -13,9 +14,10 @@ internal static class EvalCommand
         var data = new Option<string>("--data") { Description = "A `llava data shapes` output directory (uses its eval.json and images/).", Required = true };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N questions." };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest answer.", DefaultValueFactory = _ => 24 };
+        var answersFile = new Option<string?>("--answers-file") { Description = "Also write every answer as JSON lines (id, type, question, answer, prediction, exact, lenient), as LLaVA's eval scripts do." };
         var shapes = new Command("shapes", "Answer every held-out question with the model and print exact and lenient accuracy per question type.");
         common.AddTo(shapes);
-        foreach (var o in new Option[] { data, limit, maxNew }) shapes.Options.Add(o);
+        foreach (var o in new Option[] { data, limit, maxNew, answersFile }) shapes.Options.Add(o);
         shapes.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Cli.Guard(() =>
         {
             common.ApplyThreads(r);
@@ -28,11 +30,17 @@ internal static class EvalCommand
             var format = Templates.Choose(model, r.GetValue(common.ConvMode), warn: true);
             var aspect = common.Aspect(r);
             ShapesEvalReport? report = null;
+            using var answers = r.GetValue(answersFile) is { } af ? new StreamWriter(af) : null;
+            void Write(ShapesEvalItem item, string prediction, ShapesScore score) => answers?.WriteLine(JsonSerializer.Serialize(new
+            {
+                id = item.Id, type = ShapeWords.Name(item.Type), question = item.Question, answer = item.Answer, prediction,
+                exact = score.Exact, lenient = score.Lenient,
+            }));
             ModelLoading.Err.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask("answering", maxValue: items.Count);
-                    report = ShapesEvaluation.Run(model, format, dir, items, aspect, r.GetValue(maxNew), n => task.Value = n, ct);
+                    report = ShapesEvaluation.Run(model, format, dir, items, aspect, r.GetValue(maxNew), n => task.Value = n, ct, Write);
                 });
             Console.WriteLine(report!.ToString());
             return 0;

@@ -9,7 +9,8 @@ namespace Llava.Cli;
 internal static class ShapesEvaluation
 {
     public static ShapesEvalReport Run(LlavaModel model, PromptFormat format, string dataDir, IReadOnlyList<ShapesEvalItem> items,
-        ImageAspectMode? aspect, int maxNewTokens, Action<int>? onAnswered, CancellationToken ct)
+        ImageAspectMode? aspect, int maxNewTokens, Action<int>? onAnswered, CancellationToken ct,
+        Action<ShapesEvalItem, string, ShapesScore>? onScored = null)
     {
         var session = new LlavaSession(model);
         var options = new GenerationOptions { Temperature = 0, MaxNewTokens = maxNewTokens, StopStrings = format.StopStrings };
@@ -21,7 +22,8 @@ internal static class ShapesEvaluation
             var image = session.EncodeImage(ImageDecoder.Decode(Path.Combine(dataDir, "images", item.Image)), aspect);
             session.Prefill(session.Tokenize(format.SingleTurn(item.Question, hasImage: true)), [image]);
             string answer = string.Concat(session.Generate(options, ct).Select(t => t.Text)).Trim();
-            report.Add(item, answer);
+            var score = report.Add(item, answer);
+            onScored?.Invoke(item, answer, score);
             onAnswered?.Invoke(++done);
         }
         return report;

@@ -28,7 +28,7 @@ public sealed record MicroRecipeOptions
 
     public RecipeStage Text { get; init; } = new(Steps: 80, BatchSize: 16, LearningRate: 1e-3, Samples: 1280);
     public RecipeStage Stage1 { get; init; } = new(Steps: 100, BatchSize: 16, LearningRate: 1e-3);
-    public RecipeStage Stage2 { get; init; } = new(Steps: 450, BatchSize: 8, LearningRate: 1e-3);
+    public RecipeStage Stage2 { get; init; } = new(Steps: 900, BatchSize: 8, LearningRate: 1e-3);
 
     /// <summary>A few steps per stage: checks the whole pipeline in about a minute (tests, CI); the model learns nothing useful.</summary>
     public static MicroRecipeOptions Smoke(string workDir) => new()
@@ -117,12 +117,14 @@ public sealed class MicroLlavaRecipe
             var tower = new TrainableClipVision(c.Vision, o.Seed);
             var processor = ClipImageProcessor.FromFile(Path.Combine(init, c.VisionDirName, "preprocessor_config.json"));
             var pre = new VisionPretrainer(tower, processor, o.Seed);
-            var hist = pre.Train(o.Vision with { FeatureLayer = c.VisionSelectLayer }, s =>
+            // The CLS head only helps when the language model sees the CLS token.
+            var vo = o.Vision with { FeatureLayer = c.VisionSelectLayer, GlobalWeight = c.VisionSelectFeature == "cls_patch" ? o.Vision.GlobalWeight : 0 };
+            var hist = pre.Train(vo, s =>
                 OnProgress?.Invoke(new RecipeProgress("vision", s.Step, s.TotalSteps,
-                    $"loss {s.Loss:F4} patches {s.PatchAccuracy:P1} shapes {s.ShapeAccuracy:P1} (kind {s.KindAccuracy:P0} colour {s.ColorAccuracy:P0} size {s.SizeAccuracy:P0}; per shape kind {s.ShapeKindAccuracy:P0}) {s.ImagesPerSecond:F0} img/s")), ct);
+                    $"loss {s.Loss:F4} patches {s.PatchAccuracy:P1} shapes {s.ShapeAccuracy:P1} (kind {s.KindAccuracy:P0} colour {s.ColorAccuracy:P0} size {s.SizeAccuracy:P0} position {s.PositionAccuracy:P0}; per shape kind {s.ShapeKindAccuracy:P0}){(double.IsNaN(s.GlobalAccuracy) ? "" : $" scene {s.GlobalAccuracy:P0}")} {s.ImagesPerSecond:F0} img/s")), ct);
             tower.Save(vision);
             var last = hist.TakeLast(Math.Min(20, hist.Count)).ToList();
-            return $"{hist.Count} steps × {o.Vision.BatchSize} images, final loss {last.Average(s => s.Loss):F4}, patch accuracy {last.Average(s => s.PatchAccuracy):P1}, on shapes {last.Average(s => s.ShapeAccuracy):P1}, kind per shape {last.Average(s => s.ShapeKindAccuracy):P1}";
+            return $"{hist.Count} steps × {o.Vision.BatchSize} images, final loss {last.Average(s => s.Loss):F4}, patch accuracy {last.Average(s => s.PatchAccuracy):P1}, on shapes {last.Average(s => s.ShapeAccuracy):P1} (kind {last.Average(s => s.KindAccuracy):P1}, colour {last.Average(s => s.ColorAccuracy):P1}, size {last.Average(s => s.SizeAccuracy):P1}, position {last.Average(s => s.PositionAccuracy):P1}), kind per shape {last.Average(s => s.ShapeKindAccuracy):P1}{(vo.GlobalWeight > 0 ? $", scene-level heads (CLS) all right {last.Average(s => s.GlobalAccuracy):P1}" : "")}";
         });
         if (o.StopAfter == "vision") return Partial();
 
