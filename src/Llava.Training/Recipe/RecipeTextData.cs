@@ -30,20 +30,12 @@ public static class RecipeTextData
             w.WriteStartArray("conversations");
             for (int r = 0; r < rounds.Count; r++)
             {
-                Turn(w, "human", r == 0 ? ShapesLanguage.Caption(scene) + "\n" + rounds[r].Question : rounds[r].Question);
-                Turn(w, "gpt", rounds[r].Answer);
+                ShapesDataset.Turn(w, "human", r == 0 ? ShapesLanguage.Caption(scene) + "\n" + rounds[r].Question : rounds[r].Question);
+                ShapesDataset.Turn(w, "gpt", rounds[r].Answer);
             }
             w.WriteEndArray();
             w.WriteEndObject();
         }
         w.WriteEndArray();
-    }
-
-    static void Turn(Utf8JsonWriter w, string from, string value)
-    {
-        w.WriteStartObject();
-        w.WriteString("from", from);
-        w.WriteString("value", value);
-        w.WriteEndObject();
     }
 }

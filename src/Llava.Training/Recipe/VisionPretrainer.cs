@@ -233,6 +233,7 @@ public sealed class VisionPretrainer
         var pooledGrad = new float[rows * Outputs];
         var meanBuffer = new float[Outputs];
         var groups = new Dictionary<int, List<int>>();
+        var shapeRows = new List<List<int>>();
         var decay = vision.Parameters.Where(p => p.Shape.Length > 1).Append(HeadWeight).Append(SceneHeadWeight).ToList();
         var noDecay = vision.Parameters.Where(p => p.Shape.Length <= 1).Append(HeadBias).Append(SceneHeadBias).ToList();
         var cls = new float[b * h];
@@ -271,8 +272,10 @@ public sealed class VisionPretrainer
             // "nothing" excluded). That is what attention pooling over the patches reads downstream, and it lets
             // interior patches share the work instead of each having to see the outline by itself.
             Array.Clear(pooledGrad);
-            int shapesSeen = 0, shapesKindOk = 0;
+            int shapesKindOk = 0;
             double pooledLoss = 0;
+            // Each shape's patch rows (a shape is one kind-colour pair of one image), image by image.
+            shapeRows.Clear();
             for (int i = 0; i < b; i++)
             {
                 groups.Clear();
@@ -284,44 +287,32 @@ public sealed class VisionPretrainer
                     if (!groups.TryGetValue(key, out var list)) groups[key] = list = [];
                     list.Add(r);
                 }
-                shapesSeen += groups.Count;
+                shapeRows.AddRange(groups.Values);
             }
+            int shapesSeen = shapeRows.Count;
             if (o.ShapeWeight > 0 && shapesSeen > 0)
             {
                 float ws = o.ShapeWeight / shapesSeen;
                 var mean = meanBuffer.AsSpan();
-                for (int i = 0; i < b; i++)
+                foreach (var list in shapeRows)
                 {
-                    groups.Clear();
-                    for (int p = 0; p < patches; p++)
-                    {
-                        int r = i * patches + p;
-                        if (kinds[r] == 0) continue;
-                        int key = kinds[r] * 8 + colors[r];
-                        if (!groups.TryGetValue(key, out var list)) groups[key] = list = [];
-                        list.Add(r);
-                    }
-                    foreach (var (_, list) in groups)
-                    {
-                        mean.Clear();
-                        foreach (int r in list) TensorPrimitives.Add(mean, logits.AsSpan(r * Outputs, Outputs), mean);
-                        TensorPrimitives.Multiply(mean, 1f / list.Count, mean);
-                        int r0 = list[0];
-                        bool okK = true, okC = true, okS = true;
-                        pooledLoss += ws * SoftmaxXent(mean.Slice(1, KindClasses - 1), kinds[r0] - 1, ws, ref okK);
-                        pooledLoss += ws * SoftmaxXent(mean.Slice(KindClasses + 1, ColorClasses - 1), colors[r0] - 1, ws, ref okC);
-                        pooledLoss += ws * SoftmaxXent(mean.Slice(KindClasses + ColorClasses + 1, SizeClasses - 1), sizes[r0] - 1, ws, ref okS);
-                        if (okK) shapesKindOk++;
-                        mean[0] = 0; mean[KindClasses] = 0; mean[KindClasses + ColorClasses] = 0;   // "nothing" is not in the pooled heads
-                        mean[(KindClasses + ColorClasses + SizeClasses)..].Clear();                   // nor is position
-                        TensorPrimitives.Multiply(mean, 1f / list.Count, mean);
-                        foreach (int r in list) TensorPrimitives.Add(pooledGrad.AsSpan(r * Outputs, Outputs), mean, pooledGrad.AsSpan(r * Outputs, Outputs));
-                    }
+                    mean.Clear();
+                    foreach (int r in list) TensorPrimitives.Add(mean, logits.AsSpan(r * Outputs, Outputs), mean);
+                    TensorPrimitives.Multiply(mean, 1f / list.Count, mean);
+                    int r0 = list[0];
+                    bool okK = true, okC = true, okS = true;
+                    pooledLoss += ws * SoftmaxXent(mean.Slice(1, KindClasses - 1), kinds[r0] - 1, ws, ref okK);
+                    pooledLoss += ws * SoftmaxXent(mean.Slice(KindClasses + 1, ColorClasses - 1), colors[r0] - 1, ws, ref okC);
+                    pooledLoss += ws * SoftmaxXent(mean.Slice(KindClasses + ColorClasses + 1, SizeClasses - 1), sizes[r0] - 1, ws, ref okS);
+                    if (okK) shapesKindOk++;
+                    mean[0] = 0; mean[KindClasses] = 0; mean[KindClasses + ColorClasses] = 0;   // "nothing" is not in the pooled heads
+                    mean[(KindClasses + ColorClasses + SizeClasses)..].Clear();                   // nor is position
+                    TensorPrimitives.Multiply(mean, 1f / list.Count, mean);
+                    foreach (int r in list) TensorPrimitives.Add(pooledGrad.AsSpan(r * Outputs, Outputs), mean, pooledGrad.AsSpan(r * Outputs, Outputs));
                 }
             }
 
-            // Per patch: four softmax cross-entropies about the shape it shows (foreground patches weigh more) and the
-            // scene-level groups (every patch the same targets, each group at its GroupTable weight).
+            // Per patch: four softmax cross-entropies about the shape it shows (foreground patches weigh more).
             double wsum = 0;
             for (int r = 0; r < rows; r++) wsum += kinds[r] != 0 ? o.ForegroundWeight : 1;
             double loss = 0; int correct = 0, fg = 0, fgCorrect = 0, kOk = 0, cOk = 0, sOk = 0, pOk = 0;

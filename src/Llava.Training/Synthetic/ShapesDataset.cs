@@ -203,7 +203,8 @@ public static class ShapesDataset
         w.WriteEndArray();
     }
 
-    static void Turn(Utf8JsonWriter w, string from, string value)
+    /// <summary>One LLaVA conversation turn: {"from": human|gpt, "value": ...}.</summary>
+    internal static void Turn(Utf8JsonWriter w, string from, string value)
     {
         w.WriteStartObject();
         w.WriteString("from", from);
