@@ -10,7 +10,7 @@ internal static unsafe partial class QuantGemm
 {
     // Panel layout for a slice of kc values (kc a multiple of the type's block):
     //   [0, 16·kc)  weights: k-group g (4 consecutive k) at 64·g = rows 0..7 (4 bytes each), then rows 8..15.
-    //               Q4_0 / Q4_K: nibble codes 0..15; Q5_K: 0..31; Q6_K: 0..63; Q8_0: the signed int8 codes.
+    //               Q4_0 / Q4_K: nibble codes 0..15; Q5_K: 0..31; Q6_K: 0..63; Q8_0: the signed int8 codes (VNNI: code + 128).
     //   then, per type, arrays of 16 per-row lanes (64 bytes each; lanes 0..7 = rows 0..7):
     //   Q4_0, Q8_0:  D   f32  [kc/32]           block scale d
     //   Q4_K, Q5_K:  D   f32  [nsb], DM f32 [nsb] (d, dmin), SC i32 [nsb][8] = (sc_j, sc_j) int16 pairs,
@@ -28,8 +28,15 @@ internal static unsafe partial class QuantGemm
         return 16L * kc + scales;
     }
 
-    static void Pack(GgmlType t, byte* w, long rowBytes, int nr, int k0, int kc, byte* dst)
+    static void Pack(GgmlType t, byte* w, long rowBytes, int nr, int k0, int kc, byte* dst, bool vnni)
     {
+        // vpdpbusd multiplies unsigned by signed bytes: the VNNI Q8_0 kernel takes codes + 128 (the 128·Σa it adds is
+        // taken back through the activations' block sums).
+        if (t == GgmlType.Q8_0 && vnni)
+        {
+            PackWeights<U8_0Biased>(w, rowBytes, nr, k0 / 32, kc / 32, dst); PackScales32(w, rowBytes, nr, k0 / 32, kc / 32, 34, (float*)(dst + 16L * kc));
+            return;
+        }
         switch (t)
         {
             case GgmlType.Q4_0: PackWeights<U4_0>(w, rowBytes, nr, k0 / 32, kc / 32, dst); PackScales32(w, rowBytes, nr, k0 / 32, kc / 32, 18, (float*)(dst + 16L * kc)); break;
@@ -59,6 +66,12 @@ internal static unsafe partial class QuantGemm
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<byte> Unpack(byte* row, int blk) => Vector256.Load(row + 34L * blk + 2);
+    }
+
+    struct U8_0Biased : IUnpack
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Unpack(byte* row, int blk) => Vector256.Load(row + 34L * blk + 2) ^ Vector256.Create((byte)0x80);
     }
 
     struct U4_K : IUnpack

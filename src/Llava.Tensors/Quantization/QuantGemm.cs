@@ -1,5 +1,6 @@
 // Contract: the quantized prefill GEMM y (tokens x n) = x · Wᵀ (+ bias) for Q4_0/Q8_0/Q4_K/Q5_K/Q6_K weights: every token row
-// quantized once to 8 bits (the decode scheme), integer tiles of 16 weight rows x 3 tokens (AVX2) with a scalar twin, all workers, no allocation per call.
+// quantized once to 8 bits (the decode scheme), integer tiles of 16 weight rows x 3 tokens (AVX2) or 6 tokens (AVX-VNNI) with a scalar twin,
+// all workers, no allocation per call.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -19,17 +20,21 @@ namespace Llava.Tensors.Quantization;
 /// block, and the float work (one FMA per 8 rows) happens once per block (32-element types) or super-block
 /// (K-quants). Code offsets (−8 Q4_0, −32 Q6_K) and mins (Q4_K, Q5_K) come from the activations' block sums.
 /// Slices are the item's outer loop, so a slice of the chunk's activations is reused by the group's strips.</para>
-/// <para>Each AVX2 kernel has a scalar twin (<see cref="ScalarTile"/>) working straight from the ggml blocks with
+/// <para>Where AVX-VNNI exists, vpdpbusd takes the place of vpmaddubsw + vpmaddwd on 6-token tiles (QuantGemm.Vnni.cs).</para>
+/// <para>Each AVX2 and VNNI kernel has a scalar twin (<see cref="ScalarTile"/>) working straight from the ggml blocks with
 /// the same integer sums and the same f32 operations in the same order, so the two agree bit for bit.</para>
 /// </summary>
 internal static unsafe partial class QuantGemm
 {
     /// <summary>Weight rows per micro-tile: two 256-bit vectors of 8 int32 lanes.</summary>
     public const int Strip = 16;
-    /// <summary>Token rows per micro-tile.</summary>
+    /// <summary>Token rows per micro-tile (AVX2 and scalar).</summary>
     public const int TileTokens = 3;
+    /// <summary>Token rows per micro-tile of the VNNI kernels.</summary>
+    public const int VnniTileTokens = 6;
     // Blocking constants, chosen by measurement (1b shapes, 512 tokens, 2 threads; Kc 512-4096, chunks 256-512 and
-    // 1-4 strips per item tried): 2048 / 512 / 2 beat 1024 / 256 / 4 by 5-15 %.
+    // 1-4 strips per item tried): 2048 / 512 / 2 beat 1024 / 256 / 4 by 5-15 %. Re-measured for the VNNI kernels on a
+    // Xeon (Kc 1024-4096, 1-4 strips, chunk 256): no setting beat these beyond the (large, shared-machine) noise.
     /// <summary>K values per packed slice (a multiple of 256): 32 KB of packed weights per strip, swept by every token of the chunk.</summary>
     public const int Kc = 2048;
     /// <summary>Most tokens per work item (chunks are equal and a whole number of tiles): the unpacking of a strip is amortized over them.</summary>
@@ -43,20 +48,38 @@ internal static unsafe partial class QuantGemm
     /// <summary>Weight types with an integer prefill kernel.</summary>
     public static bool Supports(GgmlType t) => t is GgmlType.Q4_0 or GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 
+    /// <summary>Micro-kernel families: the scalar twin, AVX2 (vpmaddubsw + vpmaddwd), AVX-VNNI (vpdpbusd, 6-token tiles).</summary>
+    public enum KernelPath { Scalar, Avx2, Vnni }
+
+    /// <summary>Token rows per micro-tile of <paramref name="path"/>: VNNI needs 12 independent vpdpbusd chains (latency 5,
+    /// 2 per cycle) to stay busy, i.e. 6 tokens x 2 row vectors; AVX2's int16 adds are short chains, 3 tokens suffice.</summary>
+    public static int TileTokensOf(KernelPath path) => path == KernelPath.Vnni ? VnniTileTokens : TileTokens;
+
+    /// <summary>The fastest path on this machine; <paramref name="simd"/> false (no AVX2, or Simd.Width 0) = the scalar twin.</summary>
+    public static KernelPath BestPath(bool simd) =>
+        !simd ? KernelPath.Scalar : AvxVnni.IsSupported ? KernelPath.Vnni : KernelPath.Avx2;
+
     /// <summary>y (tokens x n) = x (tokens x k) · Wᵀ (+ bias); W is n rows of <paramref name="rowBytes"/> bytes of <paramref name="type"/> blocks.</summary>
     public static void Forward(float* y, float* x, byte* w, long rowBytes, GgmlType type, int n, int k, float* bias, int tokens, bool simd)
+        => Forward(y, x, w, rowBytes, type, n, k, bias, tokens, BestPath(simd));
+
+    /// <summary>As above on a given kernel path (tests force each one the machine supports).</summary>
+    public static void Forward(float* y, float* x, byte* w, long rowBytes, GgmlType type, int n, int k, float* bias, int tokens, KernelPath path)
     {
         if (!Supports(type)) throw new NotSupportedException($"no integer prefill kernel for {type}");
+        if (path == KernelPath.Vnni && !AvxVnni.IsSupported) throw new PlatformNotSupportedException("AVX-VNNI");
         if (tokens <= 0 || n <= 0) return;
+        bool simd = path != KernelPath.Scalar;
         bool k256 = QuantDot.UsesK256(type);
         // Activations live in the calling thread's scratch; the workers only read them.
         var act = QuantRows.Create(QuantScratch.Get(0, QuantRows.Bytes(tokens, k, k256)), tokens, k, k256);
         var qjob = new QuantizeJob { X = x, Act = act, Simd = simd };
         Workers.Run(ref qjob, tokens, Math.Max(1, 16384 / Math.Max(1, k)));
 
+        int tt = TileTokensOf(path);
         int strips = (n + Strip - 1) / Strip, chunks = (tokens + TokenChunk - 1) / TokenChunk;
         // Equal chunks, each a whole number of token tiles (the last one may be shorter).
-        int chunkTokens = ((tokens + chunks - 1) / chunks + TileTokens - 1) / TileTokens * TileTokens;
+        int chunkTokens = ((tokens + chunks - 1) / chunks + tt - 1) / tt * tt;
         chunks = (tokens + chunkTokens - 1) / chunkTokens;
         // Fewer strips per item when there would be too few items to keep every thread busy (≥ 4 per thread).
         int group = Math.Max(1, Math.Min(StripsPerItem, strips * chunks / (4 * Workers.ThreadCount)));
@@ -64,7 +87,7 @@ internal static unsafe partial class QuantGemm
         var job = new GemmJob
         {
             Y = y, Bias = bias, W = w, RowBytes = rowBytes, Type = type, N = n, K = k, Tokens = tokens,
-            Strips = strips, Group = group, Groups = groups, ChunkTokens = chunkTokens, Act = act, Simd = simd,
+            Strips = strips, Group = group, Groups = groups, ChunkTokens = chunkTokens, Act = act, Path = path,
         };
         Workers.Run(ref job, groups * chunks, 1);
     }
@@ -83,7 +106,7 @@ internal static unsafe partial class QuantGemm
     struct GemmJob : IParallelJob
     {
         public float* Y, Bias; public byte* W; public long RowBytes; public GgmlType Type;
-        public int N, K, Tokens, Strips, Group, Groups, ChunkTokens; public QuantRows Act; public bool Simd;
+        public int N, K, Tokens, Strips, Group, Groups, ChunkTokens; public QuantRows Act; public KernelPath Path;
 
         // An item is a group of strips x a token chunk. Slices are the outer loop so that a slice of the chunk's
         // activations is reused from L2 by every strip of the group; each strip's packed slice stays in L1 while
@@ -91,9 +114,11 @@ internal static unsafe partial class QuantGemm
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
-            int kcMax = Math.Min(Kc, K);
-            byte* pack = Simd ? QuantScratch.Get(1, PackBytes(Type, kcMax)) : null;
-            float* tile = stackalloc float[TileTokens * Strip];
+            int kcMax = Math.Min(Kc, K), tt = TileTokensOf(Path);
+            bool simd = Path != KernelPath.Scalar, vnni = Path == KernelPath.Vnni;
+            byte* pack = simd ? QuantScratch.Get(1, PackBytes(Type, kcMax)) : null;
+            float* tile = stackalloc float[VnniTileTokens * Strip];
+            int* ts = stackalloc int[VnniTileTokens];
             for (int item = start; item < end; item++)
             {
                 int g = item % Groups, c = item / Groups;
@@ -106,14 +131,15 @@ internal static unsafe partial class QuantGemm
                     {
                         int r0 = s * Strip, nr = Math.Min(Strip, N - r0);
                         byte* wrow = W + r0 * RowBytes;
-                        if (Simd) Pack(Type, wrow, RowBytes, nr, k0, kc, pack);
-                        for (int t = t0; t < t1; t += TileTokens)
+                        if (simd) Pack(Type, wrow, RowBytes, nr, k0, kc, pack, vnni);
+                        for (int t = t0; t < t1; t += tt)
                         {
-                            // A last tile of 1 or 2 tokens repeats its last token in the spare rows (computed, not written).
-                            int tb = Math.Min(t + 1, t1 - 1), tc = Math.Min(t + 2, t1 - 1);
-                            if (Simd) Kernel(Type, pack, kc, Act, t, tb, tc, k0, tile);
-                            else ScalarTile(Type, wrow, RowBytes, nr, k0, kc, Act, t, tb, tc, tile);
-                            Merge(tile, t, Math.Min(TileTokens, t1 - t), r0, nr, k0 == 0);
+                            // A last tile short of tokens repeats its last token in the spare rows (computed, not written).
+                            for (int i = 0; i < tt; i++) ts[i] = Math.Min(t + i, t1 - 1);
+                            if (vnni) VnniKernel(Type, pack, kc, Act, ts, k0, tile);
+                            else if (simd) Kernel(Type, pack, kc, Act, ts[0], ts[1], ts[2], k0, tile);
+                            else ScalarTile(Type, wrow, RowBytes, nr, k0, kc, Act, ts[0], ts[1], ts[2], tile);
+                            Merge(tile, t, Math.Min(tt, t1 - t), r0, nr, k0 == 0);
                         }
                     }
                 }

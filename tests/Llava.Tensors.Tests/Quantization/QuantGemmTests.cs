@@ -1,7 +1,8 @@
-// Contract: the integer prefill GEMM (QuantGemm): AVX2 kernels bit-identical to their scalar twins (odd token / row counts, strip tails,
+// Contract: the integer prefill GEMM (QuantGemm): AVX2 and AVX-VNNI kernels (each path the machine runs) bit-identical to their scalar twins (odd token / row counts, strip tails,
 // K not a multiple of 256 or of the slice), agreement with the decode kernel run per token row, with the dequantized f32 product,
 // NaN/Inf → NaN, activation rows identical to the decode quantizer's, routing by token count, thread-count independence, no allocation.
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using Llava.Tensors;
 using Llava.Tensors.Quantization;
 
@@ -10,7 +11,8 @@ namespace Llava.Tensors.Tests.Quantization;
 public unsafe class QuantGemmTests(ITestOutputHelper output)
 {
     static readonly GgmlType[] Types = [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
-    static readonly int[] TokenCounts = [1, 2, 3, 5, 17];
+    // Tails of both tile heights (3 tokens AVX2, 6 VNNI).
+    static readonly int[] TokenCounts = [1, 2, 3, 5, 6, 11, 17];
     static readonly int[] RowCounts = [1, 7, 16, 17, 33, 45];
 
     static bool K256(GgmlType t) => QuantDot.UsesK256(t);
@@ -18,12 +20,17 @@ public unsafe class QuantGemmTests(ITestOutputHelper output)
     // K values: one block, odd block counts, ones not a multiple of 256 (32-element types), and ones spanning 2 and 3 slices of Kc.
     static int[] Ks(GgmlType t) => K256(t) ? [256, 768, QuantGemm.Kc + 256, 2 * QuantGemm.Kc + 512] : [32, 96, QuantGemm.Kc + 32, 2 * QuantGemm.Kc + 96];
 
-    static float[] Run(WeightMatrix w, float[] x, float[] bias, int tokens, bool simd)
+    /// <summary>Every SIMD kernel path this machine can run (VNNI only where AVX-VNNI is supported).</summary>
+    static QuantGemm.KernelPath[] SimdPaths => AvxVnni.IsSupported ? [QuantGemm.KernelPath.Avx2, QuantGemm.KernelPath.Vnni] : [QuantGemm.KernelPath.Avx2];
+
+    static float[] Run(WeightMatrix w, float[] x, float[] bias, int tokens, bool simd) => Run(w, x, bias, tokens, QuantGemm.BestPath(simd));
+
+    static float[] Run(WeightMatrix w, float[] x, float[] bias, int tokens, QuantGemm.KernelPath path)
     {
         var y = new float[tokens * w.Rows];
         y.AsSpan().Fill(float.NaN);
         fixed (float* py = y) fixed (float* px = x) fixed (float* pb = bias)
-            QuantGemm.Forward(py, px, (byte*)w.Data, w.RowBytes, w.Format, w.Rows, w.Cols, bias.Length == 0 ? null : pb, tokens, simd);
+            QuantGemm.Forward(py, px, (byte*)w.Data, w.RowBytes, w.Format, w.Rows, w.Cols, bias.Length == 0 ? null : pb, tokens, path);
         return y;
     }
 
@@ -52,7 +59,9 @@ public unsafe class QuantGemmTests(ITestOutputHelper output)
                         foreach (int tokens in TokenCounts)
                         {
                             float[] x = TestUtil.Rand(rng, tokens * k, 2f), bias = rows % 2 == 1 ? TestUtil.Rand(rng, rows) : [];
-                            AssertIdentical(Run(w, x, bias, tokens, simd: false), Run(w, x, bias, tokens, simd: true), $"{t} k={k} rows={rows} tokens={tokens}");
+                            var expected = Run(w, x, bias, tokens, QuantGemm.KernelPath.Scalar);
+                            foreach (var path in SimdPaths)
+                                AssertIdentical(expected, Run(w, x, bias, tokens, path), $"{path} {t} k={k} rows={rows} tokens={tokens}");
                         }
                     }
                 }
@@ -69,12 +78,14 @@ public unsafe class QuantGemmTests(ITestOutputHelper output)
             var w = QuantMatMulTests.Quantized(t, rows, k, TestUtil.Rand(rng, rows * k), out _);
             var x = TestUtil.Rand(rng, tokens * k);
             float[]? first = null;
-            foreach (int threads in new[] { 1, 2, 3 })
-                TestUtil.With(Simd.Native, threads, () =>
-                {
-                    var y = Run(w, x, [], tokens, QuantDot.Avx2Usable);
-                    if (first == null) first = y; else AssertIdentical(first, y, $"{t} threads={threads}");
-                });
+            foreach (var path in QuantDot.Avx2Usable ? SimdPaths : [QuantGemm.KernelPath.Scalar])
+                foreach (int threads in new[] { 1, 2, 3 })
+                    TestUtil.With(Simd.Native, threads, () =>
+                    {
+                        // Every path gives the scalar twin's bits, so one reference serves them all.
+                        var y = Run(w, x, [], tokens, path);
+                        if (first == null) first = y; else AssertIdentical(first, y, $"{path} {t} threads={threads}");
+                    });
         }
     }
 
