@@ -1,4 +1,4 @@
-// Contract: AVX-VNNI micro-kernels of the prefill GEMM (Q4_0, Q8_0, Q5_K; Q4_K and Q6_K run two AVX2 tiles): one packed K-slice of a
+// Contract: AVX-VNNI micro-kernels of the prefill GEMM (Q4_0, Q8_0; the K-quants run two AVX2 tiles): one packed K-slice of a
 // 16-row strip x 6 token rows → 6 x 16 f32 partial sums (tile[token][row]); integer sums exactly as the scalar twins, f32 operations
 // in the same order (bit-identical results).
 using System.Runtime.CompilerServices;
@@ -12,18 +12,17 @@ internal static unsafe partial class QuantGemm
     // vpdpbusd (u8 weights x s8 activations, 4 products summed into each int32 lane) replaces vpmaddubsw + vpaddw + vpmaddwd:
     // the same int32 sums with no int16 stage, so no saturation limit and one instruction per 4 k x 8 rows x token.
     // Its latency (5) needs ≥ 10 independent accumulators at 2 per cycle: 6 tokens x 2 row vectors. The JIT encodes it as
-    // VEX (ymm0-15 only), so a step holds 12 accumulators + 2 weight vectors + 1 broadcast = 15 registers; other values
-    // (K-quant scaled sums) are kept in memory.
+    // VEX (ymm0-15 only), so a step holds 12 accumulators + 2 weight vectors + 1 broadcast = 15 registers.
     static void VnniKernel(GgmlType type, byte* pk, int kc, in QuantRows a, int* ts, int k0, float* tile)
     {
         switch (type)
         {
             case GgmlType.Q4_0: VnniQ32(pk, kc, a, ts, k0, tile, 0); break;
             case GgmlType.Q8_0: VnniQ32(pk, kc, a, ts, k0, tile, 4); break;
-            case GgmlType.Q5_K: VnniQ5_K(pk, kc, a, ts, k0, tile); break;
             default:
-                // Q4_K, Q6_K: the per-sub-block scale costs VNNI a vpmulld (2 uops) per 8 (Q4_K) or 4 (Q6_K) vpdpbusd, and
-                // the AVX2 kernels (one vpmaddwd per sub-block for Q4_K) measured as fast or faster: two 3-token AVX2 tiles.
+                // K-quants: each sub-block's int32 sums need their integer scale, a vpmulld (2 uops on the vpdpbusd ports)
+                // per 8 (Q4_K, Q5_K) or 4 (Q6_K) vpdpbusd, plus the scaled sums kept in memory (ymm0-15 are full); VNNI
+                // versions measured level with (Q4_K, Q5_K) or slower than (Q6_K) the AVX2 kernels, so: two 3-token AVX2 tiles.
                 Kernel(type, pk, kc, a, ts[0], ts[1], ts[2], k0, tile);
                 Kernel(type, pk, kc, a, ts[3], ts[4], ts[5], k0, tile + TileTokens * Strip);
                 break;
@@ -87,61 +86,5 @@ internal static unsafe partial class QuantGemm
     static void ClearTile6(float* tile)
     {
         for (int i = 0; i < VnniTileTokens * Strip; i += 8) Vector256.Store(Vector256<float>.Zero, tile + i);
-    }
-
-    // ---------------- Q5_K: per super-block m = Σ_j sc_j·(Σ c·a), n = Σ_j m_j·B32_j (as the AVX2 kernel) ----------------
-    // (The AVX2 Q5_K kernel needs two int16 stages and two vpmaddwd per sub-block: there VNNI measured faster.)
-    // Each sub-block's int32 sums are scaled by vpmulld (sc_j = the high half of the packed (sc_j, sc_j) pair): exact, as
-    // |Σ c·a| ≤ 32·31·127 and sc_j ≤ 63.
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void VnniQ5_K(byte* pw, int kc, in QuantRows a, int* ts, int k0, float* tile)
-    {
-        int k = a.K, n32 = k / 32, nsbAll = k / 256, nsb = kc / 256;
-        sbyte* q = a.Qs + (long)ts[0] * k + k0;
-        nint o1 = (nint)(ts[1] - ts[0]) * k, o2 = (nint)(ts[2] - ts[0]) * k, o3 = (nint)(ts[3] - ts[0]) * k,
-             o4 = (nint)(ts[4] - ts[0]) * k, o5 = (nint)(ts[5] - ts[0]) * k;
-        float* d = a.D + k0 / 256; short* bm = a.B32 + k0 / 32;
-        float* pd = (float*)(pw + 16L * kc), pdm = pd + 16 * nsb;
-        byte* psc = (byte*)(pdm + 16 * nsb), pmp = psc + 8 * 64 * nsb;
-        ClearTile6(tile);
-        int* m = stackalloc int[VnniTileTokens * Strip];
-        for (int i = 0; i < nsb; i++, pd += 16, pdm += 16, pmp += 4 * 64, bm += 8)
-        {
-            for (int r = 0; r < VnniTileTokens * Strip; r += 8) Vector256.Store(Vector256<int>.Zero, m + r);
-            for (int j = 0; j < 8; j++, psc += 64, q += 32)
-            {
-                Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-                               c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-                for (int s = 0; s < 32; s += 4, pw += 64)
-                {
-                    var w0 = Vector256.Load(pw); var w1 = Vector256.Load(pw + 32);
-                    var x = Bcast(q + s, 0); c00 = Dp(c00, w0, x); c01 = Dp(c01, w1, x);
-                    x = Bcast(q + s, o1); c10 = Dp(c10, w0, x); c11 = Dp(c11, w1, x);
-                    x = Bcast(q + s, o2); c20 = Dp(c20, w0, x); c21 = Dp(c21, w1, x);
-                    x = Bcast(q + s, o3); c30 = Dp(c30, w0, x); c31 = Dp(c31, w1, x);
-                    x = Bcast(q + s, o4); c40 = Dp(c40, w0, x); c41 = Dp(c41, w1, x);
-                    x = Bcast(q + s, o5); c50 = Dp(c50, w0, x); c51 = Dp(c51, w1, x);
-                }
-                var sc0 = Vector256.Load((int*)psc) >> 16; var sc1 = Vector256.Load((int*)(psc + 32)) >> 16;
-                ScaleAdd(m + 0, c00, c01, sc0, sc1); ScaleAdd(m + 16, c10, c11, sc0, sc1); ScaleAdd(m + 32, c20, c21, sc0, sc1);
-                ScaleAdd(m + 48, c30, c31, sc0, sc1); ScaleAdd(m + 64, c40, c41, sc0, sc1); ScaleAdd(m + 80, c50, c51, sc0, sc1);
-            }
-            FinishK4(tile + 0, pd, pdm, pmp, bm + (long)ts[0] * n32, d[(long)ts[0] * nsbAll + i], Vector256.Load(m + 0), Vector256.Load(m + 8));
-            FinishK4(tile + 16, pd, pdm, pmp, bm + (long)ts[1] * n32, d[(long)ts[1] * nsbAll + i], Vector256.Load(m + 16), Vector256.Load(m + 24));
-            FinishK4(tile + 32, pd, pdm, pmp, bm + (long)ts[2] * n32, d[(long)ts[2] * nsbAll + i], Vector256.Load(m + 32), Vector256.Load(m + 40));
-            FinishK4(tile + 48, pd, pdm, pmp, bm + (long)ts[3] * n32, d[(long)ts[3] * nsbAll + i], Vector256.Load(m + 48), Vector256.Load(m + 56));
-            FinishK4(tile + 64, pd, pdm, pmp, bm + (long)ts[4] * n32, d[(long)ts[4] * nsbAll + i], Vector256.Load(m + 64), Vector256.Load(m + 72));
-            FinishK4(tile + 80, pd, pdm, pmp, bm + (long)ts[5] * n32, d[(long)ts[5] * nsbAll + i], Vector256.Load(m + 80), Vector256.Load(m + 88));
-        }
-    }
-
-    /// <summary>m[r] += c·sc for rows 0-7 and 8-15 of one token. The scaled sums stay in memory: as locals they would
-    /// compete with the 12 vpdpbusd accumulators for ymm0-15 (the JIT then shuffles registers around every vpdpbusd).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void ScaleAdd(int* m, Vector256<int> c0, Vector256<int> c1, Vector256<int> sc0, Vector256<int> sc1)
-    {
-        Vector256.Store(Vector256.Load(m) + c0 * sc0, m);
-        Vector256.Store(Vector256.Load(m + 8) + c1 * sc1, m + 8);
     }
 }
