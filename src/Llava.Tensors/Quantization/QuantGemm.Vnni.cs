@@ -22,7 +22,8 @@ internal static unsafe partial class QuantGemm
             default:
                 // K-quants: each sub-block's int32 sums need their integer scale, a vpmulld (2 uops on the vpdpbusd ports)
                 // per 8 (Q4_K, Q5_K) or 4 (Q6_K) vpdpbusd, plus the scaled sums kept in memory (ymm0-15 are full); VNNI
-                // versions measured level with (Q4_K, Q5_K) or slower than (Q6_K) the AVX2 kernels, so: two 3-token AVX2 tiles.
+                // versions measured level with (Q4_K, Q5_K) or slower than (Q6_K) the AVX2 kernels, so: two 3-token AVX2
+                // tiles here (BestPath sends K-quants to the AVX-512 kernels where there are some).
                 Kernel(type, pk, kc, a, ts[0], ts[1], ts[2], k0, tile);
                 Kernel(type, pk, kc, a, ts[3], ts[4], ts[5], k0, tile + TileTokens * Strip);
                 break;

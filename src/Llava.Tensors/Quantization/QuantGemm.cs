@@ -1,6 +1,6 @@
 // Contract: the quantized prefill GEMM y (tokens x n) = x · Wᵀ (+ bias) for Q4_0/Q8_0/Q4_K/Q5_K/Q6_K weights: every token row
-// quantized once to 8 bits (the decode scheme), integer tiles of 16 weight rows x 3 tokens (AVX2) or 6 tokens (AVX-VNNI) with a scalar twin,
-// all workers, no allocation per call.
+// quantized once to 8 bits (the decode scheme), integer tiles of 16 weight rows x 3 tokens (AVX2) or 6 tokens (AVX-VNNI, AVX-512BW)
+// with a scalar twin, all workers, no allocation per call.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -20,8 +20,9 @@ namespace Llava.Tensors.Quantization;
 /// block, and the float work (one FMA per 8 rows) happens once per block (32-element types) or super-block
 /// (K-quants). Code offsets (−8 Q4_0, −32 Q6_K) and mins (Q4_K, Q5_K) come from the activations' block sums.
 /// Slices are the item's outer loop, so a slice of the chunk's activations is reused by the group's strips.</para>
-/// <para>Where AVX-VNNI exists, vpdpbusd takes the place of vpmaddubsw + vpmaddwd on 6-token tiles (QuantGemm.Vnni.cs).</para>
-/// <para>Each AVX2 and VNNI kernel has a scalar twin (<see cref="ScalarTile"/>) working straight from the ggml blocks with
+/// <para>Where AVX-VNNI exists, vpdpbusd takes the place of vpmaddubsw + vpmaddwd on 6-token tiles (QuantGemm.Vnni.cs, Q4_0 / Q8_0);
+/// with AVX-512BW the K-quant kernels run on whole 16-row zmm strips, 6-token tiles (QuantGemm.Avx512.cs). See <see cref="BestPath"/>.</para>
+/// <para>Each SIMD kernel has a scalar twin (<see cref="ScalarTile"/>) working straight from the ggml blocks with
 /// the same integer sums and the same f32 operations in the same order, so the two agree bit for bit.</para>
 /// </summary>
 internal static unsafe partial class QuantGemm
@@ -30,7 +31,7 @@ internal static unsafe partial class QuantGemm
     public const int Strip = 16;
     /// <summary>Token rows per micro-tile (AVX2 and scalar).</summary>
     public const int TileTokens = 3;
-    /// <summary>Token rows per micro-tile of the VNNI kernels.</summary>
+    /// <summary>Token rows per micro-tile of the VNNI and AVX-512 kernels.</summary>
     public const int VnniTileTokens = 6;
     // Blocking constants, chosen by measurement (1b shapes, 512 tokens, 2 threads; Kc 512-4096, chunks 256-512 and
     // 1-4 strips per item tried): 2048 / 512 / 2 beat 1024 / 256 / 4 by 5-15 %. Re-measured for the VNNI kernels on a
@@ -48,26 +49,33 @@ internal static unsafe partial class QuantGemm
     /// <summary>Weight types with an integer prefill kernel.</summary>
     public static bool Supports(GgmlType t) => t is GgmlType.Q4_0 or GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 
-    /// <summary>Micro-kernel families: the scalar twin, AVX2 (vpmaddubsw + vpmaddwd), AVX-VNNI (vpdpbusd, 6-token tiles).</summary>
-    public enum KernelPath { Scalar, Avx2, Vnni }
+    /// <summary>Micro-kernel families: the scalar twin; AVX2 (vpmaddubsw + vpmaddwd, 3-token tiles); AVX-VNNI (vpdpbusd, 6-token
+    /// tiles; Q4_0, Q8_0); AVX-512BW (the AVX2 scheme on 16-row zmm, 6-token tiles; K-quants). A path runs two AVX2 tiles for
+    /// the types it has no kernel of, so every path serves every type.</summary>
+    public enum KernelPath { Scalar, Avx2, Vnni, Avx512 }
 
     /// <summary>Token rows per micro-tile of <paramref name="path"/>: VNNI needs 12 independent vpdpbusd chains (latency 5,
     /// 2 per cycle) to stay busy, i.e. 6 tokens x 2 row vectors; AVX2's int16 adds are short chains, 3 tokens suffice.</summary>
-    public static int TileTokensOf(KernelPath path) => path == KernelPath.Vnni ? VnniTileTokens : TileTokens;
+    public static int TileTokensOf(KernelPath path) => path is KernelPath.Vnni or KernelPath.Avx512 ? VnniTileTokens : TileTokens;
 
-    /// <summary>The fastest path on this machine; <paramref name="simd"/> false (no AVX2, or Simd.Width 0) = the scalar twin.</summary>
-    public static KernelPath BestPath(bool simd) =>
-        !simd ? KernelPath.Scalar : AvxVnni.IsSupported ? KernelPath.Vnni : KernelPath.Avx2;
+    /// <summary>The fastest path for <paramref name="type"/> on this machine (measured on a Xeon with both: VNNI for Q4_0 / Q8_0,
+    /// AVX-512 for the K-quants, whose per-sub-block integer scales cost VNNI a vpmulld each); <paramref name="simd"/> false
+    /// (no AVX2, or Simd.Width 0) = the scalar twin. AVX-512 only where Vector512 is accelerated (Simd.Width 512).</summary>
+    public static KernelPath BestPath(GgmlType type, bool simd) =>
+        !simd ? KernelPath.Scalar
+        : QuantDot.UsesK256(type) ? (Avx512BW.IsSupported && Simd.Width >= 512 ? KernelPath.Avx512 : KernelPath.Avx2)
+        : AvxVnni.IsSupported ? KernelPath.Vnni : KernelPath.Avx2;
 
     /// <summary>y (tokens x n) = x (tokens x k) · Wᵀ (+ bias); W is n rows of <paramref name="rowBytes"/> bytes of <paramref name="type"/> blocks.</summary>
     public static void Forward(float* y, float* x, byte* w, long rowBytes, GgmlType type, int n, int k, float* bias, int tokens, bool simd)
-        => Forward(y, x, w, rowBytes, type, n, k, bias, tokens, BestPath(simd));
+        => Forward(y, x, w, rowBytes, type, n, k, bias, tokens, BestPath(type, simd));
 
     /// <summary>As above on a given kernel path (tests force each one the machine supports).</summary>
     public static void Forward(float* y, float* x, byte* w, long rowBytes, GgmlType type, int n, int k, float* bias, int tokens, KernelPath path)
     {
         if (!Supports(type)) throw new NotSupportedException($"no integer prefill kernel for {type}");
         if (path == KernelPath.Vnni && !AvxVnni.IsSupported) throw new PlatformNotSupportedException("AVX-VNNI");
+        if (path == KernelPath.Avx512 && !Avx512BW.IsSupported) throw new PlatformNotSupportedException("AVX-512BW");
         if (tokens <= 0 || n <= 0) return;
         bool simd = path != KernelPath.Scalar;
         bool k256 = QuantDot.UsesK256(type);
@@ -115,7 +123,7 @@ internal static unsafe partial class QuantGemm
         public void Execute(int start, int end)
         {
             int kcMax = Math.Min(Kc, K), tt = TileTokensOf(Path);
-            bool simd = Path != KernelPath.Scalar, vnni = Path == KernelPath.Vnni;
+            bool simd = Path != KernelPath.Scalar, vnni = Path == KernelPath.Vnni, z512 = Path == KernelPath.Avx512;
             byte* pack = simd ? QuantScratch.Get(1, PackBytes(Type, kcMax)) : null;
             float* tile = stackalloc float[VnniTileTokens * Strip];
             int* ts = stackalloc int[VnniTileTokens];
@@ -137,6 +145,7 @@ internal static unsafe partial class QuantGemm
                             // A last tile short of tokens repeats its last token in the spare rows (computed, not written).
                             for (int i = 0; i < tt; i++) ts[i] = Math.Min(t + i, t1 - 1);
                             if (vnni) VnniKernel(Type, pack, kc, Act, ts, k0, tile);
+                            else if (z512) Avx512Kernel(Type, pack, kc, Act, ts, k0, tile);
                             else if (simd) Kernel(Type, pack, kc, Act, ts[0], ts[1], ts[2], k0, tile);
                             else ScalarTile(Type, wrow, RowBytes, nr, k0, kc, Act, ts[0], ts[1], ts[2], tile);
                             Merge(tile, t, Math.Min(tt, t1 - t), r0, nr, k0 == 0);

@@ -1,4 +1,4 @@
-// Contract: the integer prefill GEMM (QuantGemm): AVX2 and AVX-VNNI kernels (each path the machine runs) bit-identical to their scalar twins (odd token / row counts, strip tails,
+// Contract: the integer prefill GEMM (QuantGemm): AVX2, AVX-VNNI and AVX-512 kernels (each path the machine runs) bit-identical to their scalar twins (odd token / row counts, strip tails,
 // K not a multiple of 256 or of the slice), agreement with the decode kernel run per token row, with the dequantized f32 product,
 // NaN/Inf → NaN, activation rows identical to the decode quantizer's, routing by token count, thread-count independence, no allocation.
 using System.Runtime.CompilerServices;
@@ -20,10 +20,15 @@ public unsafe class QuantGemmTests(ITestOutputHelper output)
     // K values: one block, odd block counts, ones not a multiple of 256 (32-element types), and ones spanning 2 and 3 slices of Kc.
     static int[] Ks(GgmlType t) => K256(t) ? [256, 768, QuantGemm.Kc + 256, 2 * QuantGemm.Kc + 512] : [32, 96, QuantGemm.Kc + 32, 2 * QuantGemm.Kc + 96];
 
-    /// <summary>Every SIMD kernel path this machine can run (VNNI only where AVX-VNNI is supported).</summary>
-    static QuantGemm.KernelPath[] SimdPaths => AvxVnni.IsSupported ? [QuantGemm.KernelPath.Avx2, QuantGemm.KernelPath.Vnni] : [QuantGemm.KernelPath.Avx2];
+    /// <summary>Every SIMD kernel path this machine can run (VNNI / AVX-512 only where supported).</summary>
+    static QuantGemm.KernelPath[] SimdPaths =>
+    [
+        QuantGemm.KernelPath.Avx2,
+        .. AvxVnni.IsSupported ? [QuantGemm.KernelPath.Vnni] : Array.Empty<QuantGemm.KernelPath>(),
+        .. Avx512BW.IsSupported ? [QuantGemm.KernelPath.Avx512] : Array.Empty<QuantGemm.KernelPath>(),
+    ];
 
-    static float[] Run(WeightMatrix w, float[] x, float[] bias, int tokens, bool simd) => Run(w, x, bias, tokens, QuantGemm.BestPath(simd));
+    static float[] Run(WeightMatrix w, float[] x, float[] bias, int tokens, bool simd) => Run(w, x, bias, tokens, QuantGemm.BestPath(w.Format, simd));
 
     static float[] Run(WeightMatrix w, float[] x, float[] bias, int tokens, QuantGemm.KernelPath path)
     {
