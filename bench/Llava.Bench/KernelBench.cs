@@ -14,7 +14,8 @@ static unsafe class KernelBench
     {
         // LLAVA_KERNELS=quant runs only the quantized-prefill section (TinyLlama-1.1B shapes).
         if (Environment.GetEnvironmentVariable("LLAVA_KERNELS") == "quant") { QuantPrefill(o); return; }
-        // LLAVA_KERNELS=decode compares the quantized decode kernel families (scalar excluded) back to back.
+        // LLAVA_KERNELS=decode compares the quantized decode kernel families (scalar excluded) back to back;
+        // LLAVA_DECODE_TYPES=Q4_0,Q4_K limits the types, LLAVA_DECODE_COLD_MB sets the cold sweep's size (default 768).
         if (Environment.GetEnvironmentVariable("LLAVA_KERNELS") == "decode") { QuantDecodeKernels(o); return; }
         Console.WriteLine("matmul: weights (rows x cols), dtype, tokens -> median time, throughput");
         foreach (var (rows, cols) in new[] { (4096, 4096), (11008, 4096), (4096, 11008) })

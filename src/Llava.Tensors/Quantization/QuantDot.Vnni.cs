@@ -22,6 +22,18 @@ internal static unsafe partial class QuantDot
 {
     public static bool VnniUsable => Avx2Usable && AvxVnni.IsSupported;
 
+    // Software prefetch distance in bytes of each row. Streaming from DRAM (weights far larger than the caches) this
+    // measured +20–60 % for Q4_0 / Q4_K on the Xeon: the hardware prefetchers alone leave too few misses in flight.
+    // Issued about once per cache line: once per block pair was ~10 % slower when the weights sat in cache.
+    const int PrefetchAhead = 1024;
+
+    /// <summary>Prefetches [p + PrefetchAhead, p + PrefetchAhead + bytes) line by line.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PrefetchRow(byte* p, int bytes)
+    {
+        for (int o = 0; o < bytes; o += 64) Sse.Prefetch0(p + PrefetchAhead + o);
+    }
+
     // pshufb controls picking the int16 scale of each int16 lane after vpackssdw(p, q):
     // [0..3] Q4_K/Q5_K chunk c (lanes 0-3 → sc[2c], 4-7 → sc[2c+1], both halves);
     // [4..5] Q6_K quarter pair (low half lanes 0-3 → s[2m], 4-7 → s[2m+2]; high half → s[2m+1], s[2m+3]; m = 0 for q1/q2, 2 for q3/q4).
@@ -106,9 +118,10 @@ internal static unsafe partial class QuantDot
 
     /// <summary>One block pair of one row: acc + (Σ codes·a − 8·S)·d_w·d_a per lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Q4_0VStep(byte* b, Vector256<sbyte> qa, Vector256<sbyte> qb, Vector256<int> negO, Vector256<float> d, float* lut, Vector256<float> acc)
+    static Vector256<float> Q4_0VStep(byte* b, Vector256<sbyte> qa, Vector256<sbyte> qb, Vector256<int> negO, Vector256<float> d, float* lut, Vector256<float> acc, bool pf)
     {
         var m4 = Vector256.Create((byte)0x0F);
+        if (pf) PrefetchRow(b, 1);
         var r = Load2x16(b + 2, b + 20);
         var s = Dp(Dp(negO, r & m4, qa), (r.AsUInt16() >> 4).AsByte() & m4, qb);
         return Fma.MultiplyAdd(Avx.ConvertToVector256Single(s), PairScaleB(lut, b, b + 18) * d, acc);
@@ -132,7 +145,7 @@ internal static unsafe partial class QuantDot
         Vector256<float> acc = default;
         sbyte* q = a.QsP; float* dp = a.DP; int* o = a.O8;
         for (int p = 0; p < np; p++, b += 36, q += 64, dp += 8, o += 8)
-            acc = Q4_0VStep(b, Vector256.Load(q), Vector256.Load(q + 32), Vector256<int>.Zero - Vector256.Load(o), Vector256.Load(dp), lut, acc);
+            acc = Q4_0VStep(b, Vector256.Load(q), Vector256.Load(q + 32), Vector256<int>.Zero - Vector256.Load(o), Vector256.Load(dp), lut, acc, (p & 1) == 0);
         float s = Vector256.Sum(acc);
         if ((nb & 1) != 0) s += Q4_0VTail(b, a, nb - 1, lut);
         return s;
@@ -150,11 +163,11 @@ internal static unsafe partial class QuantDot
         {
             var qa = Vector256.Load(q); var qb = Vector256.Load(q + 32);
             var negO = Vector256<int>.Zero - Vector256.Load(o); var d = Vector256.Load(dp);
-            long off = 36L * p;
-            acc0 = Q4_0VStep(b0 + off, qa, qb, negO, d, lut, acc0);
-            acc1 = Q4_0VStep(b1 + off, qa, qb, negO, d, lut, acc1);
-            acc2 = Q4_0VStep(b2 + off, qa, qb, negO, d, lut, acc2);
-            acc3 = Q4_0VStep(b3 + off, qa, qb, negO, d, lut, acc3);
+            long off = 36L * p; bool pf = (p & 1) == 0;   // 72 bytes per row between prefetches
+            acc0 = Q4_0VStep(b0 + off, qa, qb, negO, d, lut, acc0, pf);
+            acc1 = Q4_0VStep(b1 + off, qa, qb, negO, d, lut, acc1, pf);
+            acc2 = Q4_0VStep(b2 + off, qa, qb, negO, d, lut, acc2, pf);
+            acc3 = Q4_0VStep(b3 + off, qa, qb, negO, d, lut, acc3, pf);
         }
         float s0 = Vector256.Sum(acc0), s1 = Vector256.Sum(acc1), s2 = Vector256.Sum(acc2), s3 = Vector256.Sum(acc3);
         if ((nb & 1) != 0)
@@ -169,8 +182,9 @@ internal static unsafe partial class QuantDot
     // ---------------- Q8_0: codes xor 0x80 = code + 128 (unsigned), so Σ(w+128)·a − 128·S = Σ w·a ----------------
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Q8_0VStep(byte* b, Vector256<sbyte> qa, Vector256<int> negO, Vector256<float> d, float* lut, Vector256<float> acc)
+    static Vector256<float> Q8_0VStep(byte* b, Vector256<sbyte> qa, Vector256<int> negO, Vector256<float> d, float* lut, Vector256<float> acc, bool pf)
     {
+        if (pf) PrefetchRow(b, 1);
         var w = Vector256.Load(b + 2) ^ Vector256.Create((byte)0x80);
         var s = Dp(negO, w, qa);
         return Fma.MultiplyAdd(Avx.ConvertToVector256Single(s), Avx.BroadcastScalarToVector256(lut + *(ushort*)b) * d, acc);
@@ -184,7 +198,7 @@ internal static unsafe partial class QuantDot
         Vector256<float> acc = default;
         sbyte* q8 = a.Qs; float* ad = a.D; int* sp = a.S;
         for (int i = 0; i < nb; i++, b += 34, q8 += 32)
-            acc = Q8_0VStep(b, Vector256.Load(q8), Vector256.CreateScalar(-128 * sp[i]), Vector256.Create(ad[i]), lut, acc);
+            acc = Q8_0VStep(b, Vector256.Load(q8), Vector256.CreateScalar(-128 * sp[i]), Vector256.Create(ad[i]), lut, acc, (i & 1) == 0);
         return Vector256.Sum(acc);
     }
 
@@ -199,11 +213,11 @@ internal static unsafe partial class QuantDot
         for (int i = 0; i < nb; i++, q8 += 32)
         {
             var qa = Vector256.Load(q8); var negO = Vector256.CreateScalar(-128 * sp[i]); var d = Vector256.Create(ad[i]);
-            long off = 34L * i;
-            acc0 = Q8_0VStep(b0 + off, qa, negO, d, lut, acc0);
-            acc1 = Q8_0VStep(b1 + off, qa, negO, d, lut, acc1);
-            acc2 = Q8_0VStep(b2 + off, qa, negO, d, lut, acc2);
-            acc3 = Q8_0VStep(b3 + off, qa, negO, d, lut, acc3);
+            long off = 34L * i; bool pf = (i & 1) == 0;
+            acc0 = Q8_0VStep(b0 + off, qa, negO, d, lut, acc0, pf);
+            acc1 = Q8_0VStep(b1 + off, qa, negO, d, lut, acc1, pf);
+            acc2 = Q8_0VStep(b2 + off, qa, negO, d, lut, acc2, pf);
+            acc3 = Q8_0VStep(b3 + off, qa, negO, d, lut, acc3, pf);
         }
         y[0] = Vector256.Sum(acc0); y[1] = Vector256.Sum(acc1); y[2] = Vector256.Sum(acc2); y[3] = Vector256.Sum(acc3);
     }
@@ -220,6 +234,7 @@ internal static unsafe partial class QuantDot
     static void Q4_KVStep(byte* b, sbyte* q8, short* bs, float da, float* lut, byte* ctl, ref Vector256<float> acc, ref Vector128<float> accm)
     {
         var m4 = Vector256.Create((byte)0x0F);
+        PrefetchRow(b, 144);
         var ms = ScalesMinsK4Vec(b + 4);
         var mprod = MinsK4(ms, bs);
         var sc = ms.GetLower().AsByte(); var scs = Vector256.Create(sc, sc);
@@ -258,6 +273,7 @@ internal static unsafe partial class QuantDot
             var mprod = MinsK4(ms, a.BSums + i * 16);
             var sc = ms.GetLower().AsByte(); var scs = Vector256.Create(sc, sc);
             var z = Vector256<int>.Zero; var sumi = z;
+            PrefetchRow(b, 176);
             var hb = Vector256.Load(b + 16).AsUInt16();
             byte* q = b + 48;
             for (int c = 0; c < 4; c++, q += 32, q8 += 64)
@@ -286,6 +302,7 @@ internal static unsafe partial class QuantDot
         for (int i = 0; i < nb; i++, b += 210)
         {
             sbyte* q8 = a.Qs + i * 256;
+            PrefetchRow(b, 210);
             var sc = Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(b + 192)));
             var sumi = Vector256<int>.Zero - Avx2.ShiftLeftLogical(Avx2.MultiplyAddAdjacent(sc, Vector256.Load(a.BSums + i * 16)), 5);
             var scb = sc.AsByte(); var z = Vector256<int>.Zero;
