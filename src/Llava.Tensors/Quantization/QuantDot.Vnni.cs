@@ -17,6 +17,8 @@ namespace Llava.Tensors.Quantization;
 /// </list>
 /// Each row's float work is in the same order whether it runs in a 4-row pass or alone, so a row's result does not
 /// depend on how rows are split between threads.
+/// No 512-bit path: .NET 10 has no AVX512-VNNI, and an Avx512BW Q4_0 (maddubs + madd on 4 blocks per zmm, 4 rows)
+/// measured 5–10 % slower than this one on a Xeon with both (512-bit integer multiplies issue on one port only).
 /// </summary>
 internal static unsafe partial class QuantDot
 {
