@@ -14,6 +14,9 @@ static unsafe class KernelBench
     {
         // LLAVA_KERNELS=quant runs only the quantized-prefill section (TinyLlama-1.1B shapes).
         if (Environment.GetEnvironmentVariable("LLAVA_KERNELS") == "quant") { QuantPrefill(o); return; }
+        // LLAVA_KERNELS=decode compares the quantized decode kernel families (scalar excluded) back to back;
+        // LLAVA_DECODE_TYPES=Q4_0,Q4_K limits the types, LLAVA_DECODE_COLD_MB sets the cold sweep's size (default 768).
+        if (Environment.GetEnvironmentVariable("LLAVA_KERNELS") == "decode") { QuantDecodeKernels(o); return; }
         Console.WriteLine("matmul: weights (rows x cols), dtype, tokens -> median time, throughput");
         foreach (var (rows, cols) in new[] { (4096, 4096), (11008, 4096), (4096, 11008) })
             foreach (var dtype in new[] { DType.BF16, DType.F16, DType.F32 })
@@ -78,6 +81,67 @@ static unsafe class KernelBench
                 }
                 finally { NativeMemory.AlignedFree(w); }
             }
+    }
+
+    /// <summary>
+    /// Decode GB/s per kernel family (QuantDot.Force), interleaved round by round so machine load hits all alike.
+    /// "hot": one matrix, called repeatedly (stays in cache: compute-bound); "cold": a sweep over copies totalling
+    /// more than the last-level cache (memory-bound).
+    /// </summary>
+    static void QuantDecodeKernels(BenchOptions o)
+    {
+        var kernels = new[] { QuantDot.Kernel.Avx2, QuantDot.Kernel.Vnni }.Where(QuantDot.Supported).ToArray();
+        // One thread runs inline on this thread: time it by its CPU clock, which skips time descheduled on a shared machine.
+        bool cpuClock = Workers.ThreadCount == 1;
+        Console.WriteLine($"quantized decode GB/s by kernel family ({string.Join(", ", kernels)}), median of interleaved rounds, {(cpuClock ? "thread CPU time" : "wall time")}");
+        long coldBytes = long.TryParse(Environment.GetEnvironmentVariable("LLAVA_DECODE_COLD_MB"), out var mb) ? mb << 20 : 768L << 20;
+        foreach (var (rows, cols, cold) in new[] { (2048, 2048, false), (5632, 2048, false), (2048, 5632, false), (4096, 11008, false), (11008, 4096, true) })
+            foreach (var type in (Environment.GetEnvironmentVariable("LLAVA_DECODE_TYPES") is { } tl ? tl.Split(',').Select(Enum.Parse<GgmlType>) : new[] { GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K }))
+            {
+                long rowBytes = GgmlTypeInfo.RowBytes(type, cols), bytes = rowBytes * rows;
+                int copies = cold ? (int)Math.Max(1, (coldBytes + bytes - 1) / bytes) : 1;
+                var ws = new byte*[copies];
+                try
+                {
+                    var vals = Random(rows * cols);
+                    for (int c = 0; c < copies; c++)
+                    {
+                        byte* w = ws[c] = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+                        if (c == 0) Parallel.For(0, rows, r => GgmlQuant.QuantizeReference(type, vals.AsSpan(r * cols, cols), new Span<byte>(w + r * rowBytes, (int)rowBytes)));
+                        else Buffer.MemoryCopy(ws[0], w, bytes, bytes);
+                    }
+                    var ms = new WeightMatrix[copies];
+                    for (int c = 0; c < copies; c++) ms[c] = new WeightMatrix(type, rows, cols, ws[c]);
+                    var x = Random(cols);
+                    var y = new float[rows];
+                    int rounds = cold ? o.Runs * 2 : o.Runs * 10, reps = cold ? 1 : Math.Max(1, (int)(4_000_000 / bytes));
+                    var times = kernels.Select(_ => new double[rounds]).ToArray();
+                    for (int round = -1; round < rounds; round++)
+                        for (int k = 0; k < kernels.Length; k++)
+                        {
+                            QuantDot.Force = kernels[k];
+                            double t0 = cpuClock ? ThreadCpuSeconds() : 0;
+                            var sw = System.Diagnostics.Stopwatch.StartNew();
+                            for (int rep = 0; rep < reps; rep++) foreach (var m in ms) MatMul.Forward(y, x, m, default, 1);
+                            if (round >= 0) times[k][round] = (cpuClock ? ThreadCpuSeconds() - t0 : sw.Elapsed.TotalSeconds) / reps;
+                        }
+                    QuantDot.Force = null;
+                    var cells = kernels.Select((k, i) => { Array.Sort(times[i]); return $"{k} {bytes * copies / times[i][rounds / 2] / 1e9,6:F1}"; });
+                    Console.WriteLine($"  {(cold ? "cold" : "hot "),4} {rows,5} x {cols,-5} {type,-4}: {string.Join("   ", cells)} GB/s");
+                }
+                finally { for (int c = 0; c < copies; c++) if (ws[c] != null) NativeMemory.AlignedFree(ws[c]); }
+            }
+    }
+
+    struct Timespec { public long Sec, Nsec; }
+    [DllImport("libc", EntryPoint = "clock_gettime")] static extern int ClockGetTime(int clock, out Timespec ts);
+
+    /// <summary>CPU time of the calling thread (Linux CLOCK_THREAD_CPUTIME_ID); falls back to wall time elsewhere.</summary>
+    static double ThreadCpuSeconds()
+    {
+        if (!OperatingSystem.IsLinux()) return System.Diagnostics.Stopwatch.GetTimestamp() / (double)System.Diagnostics.Stopwatch.Frequency;
+        ClockGetTime(3, out var ts);
+        return ts.Sec + ts.Nsec * 1e-9;
     }
 
     static float[] Random(int n)

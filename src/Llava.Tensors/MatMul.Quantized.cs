@@ -1,5 +1,5 @@
 // Contract: y = x · Wᵀ (+ bias) for ggml block-quantized W: decode = 8-bit activations × integer kernels (every block type,
-// AVX2 with scalar twins; a type without one would fall back to per-row dequantize + f32 dot); prefill = for Q4_0, Q8_0,
+// AVX-VNNI / AVX2 with scalar twins; a type without one would fall back to per-row dequantize + f32 dot); prefill = for Q4_0, Q8_0,
 // Q4_K, Q5_K, Q6_K the integer GEMM (QuantGemm, same 8-bit activations as decode; under QuantGemm.MinTokens tokens the decode
 // kernel per token row), for the other types the packed f32 GEMM dequantizing each Kc-slice once per item. No allocation per call.
 using System.Runtime.CompilerServices;
@@ -34,11 +34,12 @@ public static unsafe partial class MatMul
     static void QuantDecode(float* y, float* x, WeightMatrix w, float* bias)
     {
         bool integer = QuantDot.HasIntegerKernel(w.Format);
-        bool simd = QuantDot.Avx2Usable;
+        var kernel = QuantDot.Current;
+        bool simd = kernel != QuantDot.Kernel.Scalar;
         var job = new QuantDecodeJob
         {
             Y = y, X = x, Bias = bias, W = (byte*)w.Data, RowBytes = w.RowBytes, Type = w.Format, Rows = w.Rows, Cols = w.Cols,
-            Integer = integer, Simd = simd,
+            Integer = integer, Kernel = kernel,
         };
         if (integer)
         {
@@ -55,13 +56,13 @@ public static unsafe partial class MatMul
     struct QuantDecodeJob : IParallelJob
     {
         public float* Y, X, Bias; public byte* W; public long RowBytes; public GgmlType Type; public int Rows, Cols;
-        public QuantActivations Act; public bool Integer, Simd;
+        public QuantActivations Act; public bool Integer; public QuantDot.Kernel Kernel;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
             int r0 = start * QuantDecodeRowsPerItem, r1 = Math.Min(Rows, end * QuantDecodeRowsPerItem);
-            if (Integer) { QuantDot.DotRows(Type, W, RowBytes, r0, r1, Act, Simd, Y, Bias); return; }
+            if (Integer) { QuantDot.DotRows(Type, W, RowBytes, r0, r1, Act, Kernel, Y, Bias); return; }
             float* row = (float*)QuantScratch.Get(1, (long)Cols * 4);
             for (int r = r0; r < r1; r++)
             {

@@ -1,4 +1,5 @@
-// Contract: row · activation dot products for every ggml weight block type: AVX2 integer kernels with scalar twins on the same 8-bit activations.
+// Contract: row · activation dot products for every ggml weight block type: AVX2 integer kernels (AVX-VNNI ones in QuantDot.Vnni.cs)
+// with scalar twins on the same 8-bit activations; the kernel family is chosen at runtime and can be pinned (Force).
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -16,8 +17,23 @@ namespace Llava.Tensors.Quantization;
 /// from a 65536-entry table (exact, computed once). Float work is one FMA per pair / per super-block.
 /// Each AVX2 kernel has a scalar twin computing the same integer sums (tests compare them).
 /// </summary>
-internal static unsafe class QuantDot
+internal static unsafe partial class QuantDot
 {
+    /// <summary>Decode kernel family: picked at runtime from the CPU (and <see cref="Simd.Width"/>); tests and the bench pin one with <see cref="Force"/>.</summary>
+    internal enum Kernel { Scalar, Avx2, Vnni }
+
+    /// <summary>When set, every decode call uses this family (callers check <see cref="Supported"/> first).</summary>
+    internal static Kernel? Force;
+
+    public static Kernel Current => Force ?? (VnniUsable ? Kernel.Vnni : Avx2Usable ? Kernel.Avx2 : Kernel.Scalar);
+
+    public static bool Supported(Kernel k) => k switch
+    {
+        Kernel.Scalar => true,
+        Kernel.Avx2 => Avx2.IsSupported && Fma.IsSupported,
+        _ => Avx2.IsSupported && Fma.IsSupported && AvxVnni.IsSupported,
+    };
+
     /// <summary>Types with an integer kernel (all weight block types).</summary>
     public static bool HasIntegerKernel(GgmlType t) => t is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q8_0
         or GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
@@ -68,8 +84,10 @@ internal static unsafe class QuantDot
     };
 
     /// <summary>y[r] = row r · a (+ bias[r]) for rows [r0, r1). The type switch is hoisted out of the row loop.</summary>
-    public static void DotRows(GgmlType t, byte* w, long rowBytes, int r0, int r1, in QuantActivations a, bool simd, float* y, float* bias)
+    public static void DotRows(GgmlType t, byte* w, long rowBytes, int r0, int r1, in QuantActivations a, Kernel k, float* y, float* bias)
     {
+        if (k == Kernel.Vnni && DotRowsVnni(t, w, rowBytes, r0, r1, a, y, bias)) return;
+        bool simd = k != Kernel.Scalar;
         switch (t)
         {
             case GgmlType.Q4_0: if (simd) Rows<Q4_0A>(w, rowBytes, r0, r1, a, y, bias); else Rows<Q4_0S>(w, rowBytes, r0, r1, a, y, bias); break;
