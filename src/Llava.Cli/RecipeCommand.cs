@@ -29,8 +29,11 @@ internal static class RecipeCommand
         until.AcceptOnlyFromAmong("init", "data", "vision", "text", "stage1");
         var visionLabels = new Option<PatchLabels?>("--vision-labels") { Description = "ViT pretraining targets: cell (every patch of a grid cell names its shape) or cover (patches the shape touches)." };
         var visionLr = new Option<double?>("--vision-lr") { Description = "ViT pretraining peak learning rate." };
+        var stage2Lr = new Option<double?>("--stage2-lr") { Description = "Stage 2 peak learning rate." };
+        var textLr = new Option<double?>("--text-lr") { Description = "Language-model pretraining peak learning rate." };
+        var extraRounds = new Option<int?>("--extra-rounds") { Description = "Extra stage-2 question rounds per image, of the types that find a shape by its kind or notice it is absent (0..16)." };
         var micro = new Command("micro", "Train the micro LLaVA (ViT 128×4 at 112 px, mlp2x_gelu, LLaMA 256×4 with the LLaMA-2 tokenizer) from scratch on the shapes world, then evaluate it.");
-        foreach (var o in new Option[] { work, output, smoke, evalLimit, threads, seed, visionSteps, textSteps, stage1Steps, stage2Steps, until, visionLabels, visionLr }) micro.Options.Add(o);
+        foreach (var o in new Option[] { work, output, smoke, evalLimit, threads, seed, visionSteps, textSteps, stage1Steps, stage2Steps, until, visionLabels, visionLr, stage2Lr, textLr, extraRounds }) micro.Options.Add(o);
         micro.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Cli.Guard(() =>
         {
             if (r.GetValue(threads) is int n)
@@ -47,6 +50,9 @@ internal static class RecipeCommand
             if (r.GetValue(textSteps) is int ts) options = options with { Text = options.Text with { Steps = ts, Samples = Math.Max(options.Text.Samples, ts * options.Text.BatchSize) } };
             if (r.GetValue(stage1Steps) is int s1) options = options with { Stage1 = options.Stage1 with { Steps = s1 } };
             if (r.GetValue(stage2Steps) is int s2) options = options with { Stage2 = options.Stage2 with { Steps = s2 } };
+            if (r.GetValue(stage2Lr) is double lr2) options = options with { Stage2 = options.Stage2 with { LearningRate = lr2 } };
+            if (r.GetValue(textLr) is double tlr) options = options with { Text = options.Text with { LearningRate = tlr } };
+            if (r.GetValue(extraRounds) is int er) options = options with { ExtraRounds = er };
             var err = ModelLoading.Err;
             var clock = Stopwatch.StartNew();
             var recipe = new MicroLlavaRecipe(options)

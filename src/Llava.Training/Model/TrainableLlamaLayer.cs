@@ -52,8 +52,10 @@ public sealed class TrainableLlamaLayer
     /// <summary>
     /// hidden (T, H) → layer output in place; <paramref name="a"/> receives the saved activations. <paramref name="dropoutKey"/>:
     /// the LoRA dropout key of this layer in this pass (null = no dropout); <see cref="Backward"/> must get the same.
+    /// <paramref name="segments"/>: start rows of packed sequences (n + 1 offsets, the last = T) that attend only within
+    /// themselves; null = one sequence. Every other step works row by row, so a pack is the same as its sequences one at a time.
     /// </summary>
-    public void Forward(Span<float> hidden, int tokens, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, LayerActivations a, ulong? dropoutKey = null)
+    public void Forward(Span<float> hidden, int tokens, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, LayerActivations a, ulong? dropoutKey = null, int[]? segments = null)
     {
         int h = c.HiddenSize, qd = c.NumHeads * c.HeadDim, kvd = c.NumKvHeads * c.HeadDim, ff = c.IntermediateSize;
         a.Ensure(c, tokens);
@@ -64,7 +66,17 @@ public sealed class TrainableLlamaLayer
         V.Forward(a.V, a.Norm1, tokens, a.LoraHidden(2, tokens, V), SlotKey(dropoutKey, 2));
         Rope.Apply(a.Q, cos, sin, tokens, c.NumHeads, c.HeadDim);
         Rope.Apply(a.K, cos, sin, tokens, c.NumKvHeads, c.HeadDim);
-        Attention.Forward(a.Attn, a.Q, a.K, a.V, tokens, tokens, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale, causal: true, queryOffset: 0);
+        segments ??= [0, tokens];
+        for (int i = 0; i + 1 < segments.Length; i++)
+        {
+            int s0 = segments[i], n = segments[i + 1] - s0;
+            if (n <= DenseAttention.MaxTokens)   // GEMMs over the materialized scores: faster at training lengths
+                DenseAttention.Forward(a.Attn.AsSpan(s0 * qd, n * qd), a.Q.AsSpan(s0 * qd, n * qd), a.K.AsSpan(s0 * kvd, n * kvd), a.V.AsSpan(s0 * kvd, n * kvd),
+                    n, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale);
+            else
+                Attention.Forward(a.Attn.AsSpan(s0 * qd, n * qd), a.Q.AsSpan(s0 * qd, n * qd), a.K.AsSpan(s0 * kvd, n * kvd), a.V.AsSpan(s0 * kvd, n * kvd),
+                    n, n, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale, causal: true, queryOffset: 0);
+        }
         var o = a.Tmp.AsSpan(0, tokens * h);
         O.Forward(o, a.Attn, tokens, a.LoraHidden(3, tokens, O), SlotKey(dropoutKey, 3));
         TensorPrimitives.Add(hidden[..(tokens * h)], o, hidden[..(tokens * h)]);
@@ -76,13 +88,12 @@ public sealed class TrainableLlamaLayer
         Activations.SiluMul(a.Act.AsSpan(0, tokens * ff), a.Up.AsSpan(0, tokens * ff));
         Down.Forward(o, a.Act, tokens, a.LoraHidden(6, tokens, Down), SlotKey(dropoutKey, 6));
         TensorPrimitives.Add(hidden[..(tokens * h)], o, hidden[..(tokens * h)]);
-        _ = qd; _ = kvd;
     }
 
     float Scale => 1f / MathF.Sqrt(c.HeadDim);
 
-    /// <summary>dHidden (T, H): gradient of the layer output in, gradient of the layer input out (in place).</summary>
-    public void Backward(Span<float> dHidden, int tokens, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, LayerActivations a, LayerGradients g, ulong? dropoutKey = null)
+    /// <summary>dHidden (T, H): gradient of the layer output in, gradient of the layer input out (in place). Same <paramref name="segments"/> as the forward.</summary>
+    public void Backward(Span<float> dHidden, int tokens, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, LayerActivations a, LayerGradients g, ulong? dropoutKey = null, int[]? segments = null)
     {
         int h = c.HiddenSize, qd = c.NumHeads * c.HeadDim, kvd = c.NumKvHeads * c.HeadDim, ff = c.IntermediateSize;
         g.Ensure(c, tokens);
@@ -105,7 +116,19 @@ public sealed class TrainableLlamaLayer
         var dQ = g.Q2.AsSpan(0, tokens * qd); dQ.Clear();
         var dK = g.K1.AsSpan(0, tokens * kvd); dK.Clear();
         var dV = g.V1.AsSpan(0, tokens * kvd); dV.Clear();
-        Attention.Backward(dQ, dK, dV, dAttn, a.Attn, a.Q, a.K, a.V, tokens, tokens, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale, causal: true, queryOffset: 0);
+        segments ??= [0, tokens];
+        for (int i = 0; i + 1 < segments.Length; i++)
+        {
+            int s0 = segments[i], n = segments[i + 1] - s0;
+            if (n <= DenseAttention.MaxTokens)
+                DenseAttention.Backward(dQ.Slice(s0 * qd, n * qd), dK.Slice(s0 * kvd, n * kvd), dV.Slice(s0 * kvd, n * kvd), dAttn.Slice(s0 * qd, n * qd),
+                    a.Attn.AsSpan(s0 * qd, n * qd), a.Q.AsSpan(s0 * qd, n * qd), a.K.AsSpan(s0 * kvd, n * kvd), a.V.AsSpan(s0 * kvd, n * kvd),
+                    n, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale);
+            else
+                Attention.Backward(dQ.Slice(s0 * qd, n * qd), dK.Slice(s0 * kvd, n * kvd), dV.Slice(s0 * kvd, n * kvd), dAttn.Slice(s0 * qd, n * qd),
+                    a.Attn.AsSpan(s0 * qd, n * qd), a.Q.AsSpan(s0 * qd, n * qd), a.K.AsSpan(s0 * kvd, n * kvd), a.V.AsSpan(s0 * kvd, n * kvd),
+                    n, n, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale, causal: true, queryOffset: 0);
+        }
         Rope.Backward(dQ, cos, sin, tokens, c.NumHeads, c.HeadDim);
         Rope.Backward(dK, cos, sin, tokens, c.NumKvHeads, c.HeadDim);
         var dNorm1 = g.H1.AsSpan(0, tokens * h); dNorm1.Clear();

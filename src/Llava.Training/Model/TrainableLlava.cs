@@ -221,25 +221,78 @@ public sealed class TrainableLlava : IDisposable
     /// Forward and backward of one example; gradients accumulate into the parameters scaled by <paramref name="lossScale"/>
     /// (1 / supervised positions of the whole batch). Returns the example's summed loss and its supervised count.
     /// </summary>
-    public (double LossSum, int Count) ForwardBackward(TrainingExample e, float lossScale)
+    public (double LossSum, int Count) ForwardBackward(TrainingExample e, float lossScale) => ForwardBackwardPack([e], lossScale);
+
+    /// <summary>Positions a pack may hold (image rows included): bounds the activations kept for the backward.</summary>
+    public int PackPositions { get; set; } = 4096;
+
+    /// <summary>Rows of lm_head logits computed at a time (bounds the (rows, vocab) logits buffer).</summary>
+    const int HeadChunkRows = 1024;
+
+    /// <summary>
+    /// Forward and backward of several examples, packed into as few passes as <see cref="PackPositions"/> allows: the linear
+    /// layers see all their rows at once (one GEMM instead of one per example), attention stays within each example.
+    /// The sum of the examples' losses and their supervised count, as per-example calls would give. With LoRA dropout
+    /// active each example runs alone, so its masks stay keyed by its place in the step.
+    /// </summary>
+    public (double LossSum, int Count) ForwardBackward(IReadOnlyList<TrainingExample> examples, float lossScale)
+    {
+        double sum = 0;
+        int count = 0;
+        bool alone = Training && loraDropout;
+        var pack = new List<TrainingExample>();
+        int packed = 0;
+        void Flush()
+        {
+            if (pack.Count == 0) return;
+            var (l, n) = ForwardBackwardPack(pack, lossScale);
+            sum += l; count += n;
+            pack.Clear(); packed = 0;
+        }
+        foreach (var e in examples)
+        {
+            int len = ExpandedLength(e);
+            if (alone || (pack.Count > 0 && packed + len > PackPositions)) Flush();
+            pack.Add(e); packed += len;
+        }
+        Flush();
+        return (sum, count);
+    }
+
+    int ExpandedLength(TrainingExample e) =>
+        e.InputIds.Length + (Array.IndexOf(e.InputIds, LlavaConfig.OriginalImageTokenIndex) >= 0 ? Frozen.Config.NumImageTokens - 1 : 0);
+
+    (double LossSum, int Count) ForwardBackwardPack(IReadOnlyList<TrainingExample> pack, float lossScale)
     {
         var c = Config;
-        int h = c.HiddenSize, half = c.HeadDim / 2;
-        var positions = Expand(e, out int imageRows, out var labels);
-        int T = positions.Count;
+        int h = c.HiddenSize, half = c.HeadDim / 2, n = pack.Count;
+        // Each example is a segment of the packed rows; its image rows follow the previous examples' in the projector batch.
+        var segments = new int[n + 1];
+        var positions = new List<(int Id, int ImageRow)>[n];
+        var labels = new int[n][];
+        var imageBase = new int[n + 1];
+        for (int i = 0; i < n; i++)
+        {
+            positions[i] = Expand(pack[i], out int rows, out labels[i]);
+            if (positions[i].Count > Frozen.Config.ContextLength) throw new ArgumentException($"example of {positions[i].Count} positions exceeds the context length {Frozen.Config.ContextLength}");
+            if (rows > 0 && pack[i].PixelValues is null) throw new ArgumentException("the example has an image placeholder but no pixel values");
+            segments[i + 1] = segments[i] + positions[i].Count;
+            imageBase[i + 1] = imageBase[i] + rows;
+        }
+        int T = segments[n], imageRows = imageBase[n];
         ulong? dropoutKey = Training && loraDropout ? LoraAdapter.DeriveKey(dropoutStepKey, (ulong)dropoutExample++) : null;
         ulong? LayerKey(int l) => dropoutKey is ulong k ? LoraAdapter.DeriveKey(k, 1000 + (ulong)l) : null;
-        if (T > Frozen.Config.ContextLength) throw new ArgumentException($"example of {T} positions exceeds the context length {Frozen.Config.ContextLength}");
 
-        // Image → projector (activations kept for its backward).
-        float[]? selected = null;
+        // Images → projector, all of the pack's images in one batch (activations kept for its backward).
         float[][] projIn = new float[projector.Length][];
         float[]? projOut = null;
         if (imageRows > 0)
         {
-            if (e.PixelValues is null) throw new ArgumentException("the example has an image placeholder but no pixel values");
-            selected = Frozen.SelectVisionFeatures(e.PixelValues);
-            var x = selected;
+            int vh = projector[0].In;
+            var x = new float[imageRows * vh];
+            for (int i = 0; i < n; i++)
+                if (imageBase[i + 1] > imageBase[i])
+                    Frozen.SelectVisionFeatures(pack[i].PixelValues!).AsSpan().CopyTo(x.AsSpan(imageBase[i] * vh));
             for (int i = 0; i < projector.Length; i++)
             {
                 if (i > 0) { projIn[i] = x.ToArray(); Activations.Gelu(x); }   // projIn[i] holds the pre-GELU values
@@ -255,16 +308,25 @@ public sealed class TrainableLlava : IDisposable
         var hidden = new float[T * h];
         var textIds = new List<int>(T);
         var textRows = new List<int>(T);
-        for (int t = 0; t < T; t++)
-        {
-            var (id, row) = positions[t];
-            if (id >= 0) { textIds.Add(id); textRows.Add(t); Embedding.Lookup(hidden.AsSpan(t * h, h), embedFrozen, [id]); }
-            else projOut.AsSpan(row * h, h).CopyTo(hidden.AsSpan(t * h, h));
-        }
+        var imageRowAt = new int[T];
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < positions[i].Count; t++)
+            {
+                var (id, row) = positions[i][t];
+                int at = segments[i] + t;
+                imageRowAt[at] = id >= 0 ? -1 : imageBase[i] + row;
+                if (id >= 0) { textIds.Add(id); textRows.Add(at); Embedding.Lookup(hidden.AsSpan(at * h, h), embedFrozen, [id]); }
+                else projOut.AsSpan((imageBase[i] + row) * h, h).CopyTo(hidden.AsSpan(at * h, h));
+            }
 
+        // Rotary tables per example: each starts at position 0.
         var cos = new float[T * half];
         var sin = new float[T * half];
-        rope.Compute(cos, sin, 0, T, T);
+        for (int i = 0; i < n; i++)
+        {
+            int len = segments[i + 1] - segments[i];
+            rope.Compute(cos.AsSpan(segments[i] * half, len * half), sin.AsSpan(segments[i] * half, len * half), 0, len, len);
+        }
 
         // Decoder: keep every layer's activations, or only its input when checkpointing.
         var acts = new LayerActivations[layers.Length];
@@ -274,30 +336,40 @@ public sealed class TrainableLlava : IDisposable
         {
             if (inputs is not null) inputs[l] = hidden.ToArray();
             acts[l] = shared ?? new LayerActivations();
-            layers[l].Forward(hidden, T, cos, sin, acts[l], LayerKey(l));
+            layers[l].Forward(hidden, T, cos, sin, acts[l], LayerKey(l), segments);
         }
         var preNorm = hidden;
         var normed = new float[T * h];
         RmsNorm.Forward(normed, preNorm, FinalNormW, T, h, c.RmsNormEps);
 
-        // Loss on shifted positions that are supervised; logits only for those rows.
-        var rows = new List<int>();
-        for (int t = 0; t + 1 < T; t++) if (labels[t + 1] != CrossEntropy.IgnoreIndex) rows.Add(t);
-        int s = rows.Count;
+        // Loss on shifted positions that are supervised; logits only for those rows, a chunk of rows at a time.
+        var rowsList = new List<int>();
+        var targetList = new List<int>();
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t + 1 < positions[i].Count; t++)
+                if (labels[i][t + 1] != CrossEntropy.IgnoreIndex) { rowsList.Add(segments[i] + t); targetList.Add(labels[i][t + 1]); }
+        int s = rowsList.Count;
         var dHidden = new float[T * h];
         double loss = 0;
         if (s > 0)
         {
-            var sel = new float[s * h];
-            var targets = new int[s];
-            for (int i = 0; i < s; i++) { normed.AsSpan(rows[i] * h, h).CopyTo(sel.AsSpan(i * h, h)); targets[i] = labels[rows[i] + 1]; }
-            var logits = new float[(long)s * c.VocabSize];
-            lmHead.Forward(logits, sel, s);
-            loss = CrossEntropy.ForwardBackward(logits, targets, s, c.VocabSize, lossScale, out _);
-            var dSel = new float[s * h];
-            lmHead.Backward(dSel, logits, sel, s);
             var dNormed = new float[T * h];
-            for (int i = 0; i < s; i++) dSel.AsSpan(i * h, h).CopyTo(dNormed.AsSpan(rows[i] * h, h));
+            int chunk = Math.Min(s, HeadChunkRows);
+            var sel = new float[chunk * h];
+            var dSel = new float[chunk * h];
+            var logits = new float[(long)chunk * c.VocabSize];
+            var targets = new int[chunk];
+            for (int r0 = 0; r0 < s; r0 += chunk)
+            {
+                int m = Math.Min(chunk, s - r0);
+                for (int i = 0; i < m; i++) { normed.AsSpan(rowsList[r0 + i] * h, h).CopyTo(sel.AsSpan(i * h, h)); targets[i] = targetList[r0 + i]; }
+                var lg = logits.AsSpan(0, (int)((long)m * c.VocabSize));
+                lmHead.Forward(lg, sel.AsSpan(0, m * h), m);
+                loss += CrossEntropy.ForwardBackward(lg, targets.AsSpan(0, m), m, c.VocabSize, lossScale, out _);
+                dSel.AsSpan(0, m * h).Clear();
+                lmHead.Backward(dSel.AsSpan(0, m * h), lg, sel.AsSpan(0, m * h), m);
+                for (int i = 0; i < m; i++) dSel.AsSpan(i * h, h).CopyTo(dNormed.AsSpan(rowsList[r0 + i] * h, h));
+            }
             RmsNorm.Backward(dHidden, finalNorm is null ? default : finalNorm.Grad, dNormed, preNorm, FinalNormW, T, h, c.RmsNormEps);
 
             var grads = new LayerGradients();
@@ -306,9 +378,9 @@ public sealed class TrainableLlava : IDisposable
                 if (inputs is not null)
                 {
                     var replay = inputs[l];
-                    layers[l].Forward(replay, T, cos, sin, acts[l], LayerKey(l));   // recompute this layer's activations (same dropout masks)
+                    layers[l].Forward(replay, T, cos, sin, acts[l], LayerKey(l), segments);   // recompute this layer's activations (same dropout masks)
                 }
-                layers[l].Backward(dHidden, T, cos, sin, acts[l], grads, LayerKey(l));
+                layers[l].Backward(dHidden, T, cos, sin, acts[l], grads, LayerKey(l), segments);
             }
 
             if (embed is not null)
@@ -320,8 +392,7 @@ public sealed class TrainableLlava : IDisposable
             if (imageRows > 0)
             {
                 var dOut = new float[imageRows * h];
-                int k = 0;
-                for (int t = 0; t < T; t++) if (positions[t].Id < 0) dHidden.AsSpan(t * h, h).CopyTo(dOut.AsSpan(k++ * h, h));
+                for (int t = 0; t < T; t++) if (imageRowAt[t] >= 0) dHidden.AsSpan(t * h, h).CopyTo(dOut.AsSpan(imageRowAt[t] * h, h));
                 for (int i = projector.Length - 1; i >= 0; i--)
                 {
                     var input = i > 0 ? Gelued(projIn[i]) : projIn[0];
@@ -353,10 +424,7 @@ public sealed class TrainableLlava : IDisposable
     {
         supervised = batch.Sum(SupervisedCount);
         if (supervised == 0) return 0;
-        double sum = 0;
-        float scale = 1f / supervised;
-        foreach (var e in batch) sum += ForwardBackward(e, scale).LossSum;
-        return sum / supervised;
+        return ForwardBackward(batch, 1f / supervised).LossSum / supervised;
     }
 
     public IEnumerable<LoraAdapter> LoraAdapters() => layers.SelectMany(l => l.Linears).Select(x => x.Lora).OfType<LoraAdapter>();

@@ -23,6 +23,8 @@ public sealed record MicroRecipeOptions
     /// <summary>Question/answer rounds per stage-2 conversation (distinct question types): more rounds per image put more supervised tokens against each image's 64 positions and the system prompt.</summary>
     public int MinRounds { get; init; } = 4;
     public int MaxRounds { get; init; } = 7;
+    /// <summary>Extra stage-2 rounds per conversation of the kind-keyed and yes/no types (<see cref="ShapesDatasetCounts.ExtraRounds"/>).</summary>
+    public int ExtraRounds { get; init; } = 0;
 
     public VisionPretrainOptions Vision { get; init; } = new();
 
@@ -104,7 +106,7 @@ public sealed class MicroLlavaRecipe
 
         Stage("data", data, () =>
         {
-            var r = ShapesDataset.Write(data, new ShapesDatasetCounts(o.TrainImages, o.HeldOutImages, MinRounds: o.MinRounds, MaxRounds: o.MaxRounds), o.Seed,
+            var r = ShapesDataset.Write(data, new ShapesDatasetCounts(o.TrainImages, o.HeldOutImages, MinRounds: o.MinRounds, MaxRounds: o.MaxRounds, ExtraRounds: o.ExtraRounds), o.Seed,
                 new ShapesWorldOptions { CanvasSize = c.ImageSize },
                 new Progress<ShapesDatasetProgress>(p => OnProgress?.Invoke(new RecipeProgress("data", p.ImagesDone, p.ImagesTotal, "drawing scenes"))), ct);
             RecipeTextData.Write(Path.Combine(data, "text.json"), o.Text.Samples, o.Seed);

@@ -6,13 +6,15 @@ namespace Llava.Training.Synthetic;
 
 /// <summary>How many images to make. All training images get one caption (pretrain.json) and one conversation
 /// (finetune.json); held-out images get the same plus <see cref="EvalQuestionsPerImage"/> eval questions.
-/// <see cref="MinRounds"/>..<see cref="MaxRounds"/> is the number of question/answer rounds (of distinct types) per conversation.</summary>
-public sealed record ShapesDatasetCounts(int Train = 20000, int HeldOut = 1000, int EvalQuestionsPerImage = 7, int MinRounds = 2, int MaxRounds = 4)
+/// <see cref="MinRounds"/>..<see cref="MaxRounds"/> is the number of question/answer rounds (of distinct types) per conversation;
+/// <see cref="ExtraRounds"/> more rounds follow, of the types answered by finding a shape by its kind or noticing it is absent.</summary>
+public sealed record ShapesDatasetCounts(int Train = 20000, int HeldOut = 1000, int EvalQuestionsPerImage = 7, int MinRounds = 2, int MaxRounds = 4, int ExtraRounds = 0)
 {
     public void Validate()
     {
         if (MinRounds < 1 || MaxRounds > 7 || MinRounds > MaxRounds) throw new ArgumentOutOfRangeException(nameof(MinRounds), "rounds per conversation: 1 <= min <= max <= 7 (one per question type)");
         if (Train < 0 || HeldOut < 0) throw new ArgumentOutOfRangeException(nameof(Train), "image counts must be >= 0");
+        if (ExtraRounds is < 0 or > 16) throw new ArgumentOutOfRangeException(nameof(ExtraRounds), "extra rounds: 0..16");
         if (EvalQuestionsPerImage is < 0 or > 7) throw new ArgumentOutOfRangeException(nameof(EvalQuestionsPerImage), "0..7 (one per question type)");
     }
 }
@@ -172,7 +174,7 @@ public static class ShapesDataset
         }
         return new Item($"shapes-{split}-{index:D6}", image, split, scene,
             ShapesLanguage.PretrainPrompt(pretrainRng), ShapesLanguage.Caption(scene),
-            ShapesLanguage.Conversation(scene, convRng, counts.MinRounds, counts.MaxRounds), eval);
+            ShapesLanguage.Conversation(scene, convRng, counts.MinRounds, counts.MaxRounds, counts.ExtraRounds), eval);
     }
 
     static void WriteConversations(Utf8JsonWriter w, Item[] items, bool pretrain)

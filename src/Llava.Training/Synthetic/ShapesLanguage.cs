@@ -57,13 +57,31 @@ public static class ShapesLanguage
     /// A multi-turn conversation of <paramref name="minRounds"/>..<paramref name="maxRounds"/> questions of distinct types.
     /// Existence questions are yes with probability 1/2.
     /// </summary>
-    public static IReadOnlyList<QaPair> Conversation(ShapesScene scene, ShapesRng rng, int minRounds = 2, int maxRounds = 4)
+    public static IReadOnlyList<QaPair> Conversation(ShapesScene scene, ShapesRng rng, int minRounds = 2, int maxRounds = 4, int extraRounds = 0)
     {
         int rounds = rng.Next(minRounds, Math.Min(maxRounds, ShapeWords.QuestionTypes.Length));
         var types = ShapeWords.QuestionTypes.ToList();
         rng.Shuffle(types);
-        return types.Take(rounds).Select(t => Ask(scene, t, rng)).ToList();
+        var list = types.Take(rounds).Select(t => Ask(scene, t, rng)).ToList();
+        // Extra rounds repeat the types that need a shape found by what it is (not where it is) or its absence noticed;
+        // an extra existence question takes the opposite answer of the previous one, so one image shows both.
+        for (int i = 0, tries = 0; i < extraRounds && tries < 8 * extraRounds; tries++)
+        {
+            var t = rng.Pick(ExtraRoundTypes);
+            bool? yes = null;
+            if (t == QuestionType.Existence && list.LastOrDefault(q => q.Type == QuestionType.Existence) is { } prev)
+                yes = !prev.Answer.StartsWith("Yes", StringComparison.Ordinal);
+            var qa = Ask(scene, t, rng, yes);
+            if (list.Any(q => q.Question == qa.Question)) continue;
+            list.Add(qa);
+            i++;
+        }
+        return list;
     }
+
+    /// <summary>Types the extra rounds of <see cref="Conversation"/> draw from (existence twice as often).</summary>
+    static readonly QuestionType[] ExtraRoundTypes =
+        [QuestionType.Existence, QuestionType.Existence, QuestionType.Color, QuestionType.Count, QuestionType.Position, QuestionType.Size];
 
     /// <summary>One question of type <paramref name="type"/>. <paramref name="existenceAnswer"/> forces yes/no.</summary>
     public static QaPair Ask(ShapesScene scene, QuestionType type, ShapesRng rng, bool? existenceAnswer = null) => type switch

@@ -147,9 +147,7 @@ public sealed class LlavaTrainer : IDisposable
             if (n == 0) continue;
             supervised += n;
             float scale = 1f / ((float)n * accumulationSteps);
-            double sum = 0;
-            foreach (var e in mb) sum += model.ForwardBackward(e, scale).LossSum;
-            loss += sum / n / accumulationSteps;
+            loss += model.ForwardBackward(mb, scale).LossSum / n / accumulationSteps;
         }
         return loss;
     }
