@@ -13,7 +13,7 @@ internal static class EvalCommand
         var common = new CommonOptions();
         var data = new Option<string>("--data") { Description = "A `llava data shapes` output directory (uses its eval.json and images/).", Required = true };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N questions." };
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest answer.", DefaultValueFactory = _ => 24 };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest answer in tokens (a four-shape description takes about 45).", DefaultValueFactory = _ => 64 };
         var answersFile = new Option<string?>("--answers-file") { Description = "Also write every answer as JSON lines (id, type, question, answer, prediction, exact, lenient), as LLaVA's eval scripts do." };
         var shapes = new Command("shapes", "Answer every held-out question with the model and print exact and lenient accuracy per question type.");
         common.AddTo(shapes);

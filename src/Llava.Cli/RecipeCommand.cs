@@ -116,7 +116,7 @@ internal static class RecipeCommand
             using var model = ModelLoading.Load(modelDir, loadOptions, quiet: true);
             var format = Templates.Choose(model, null, warn: false);
             var evalClock = Stopwatch.StartNew();
-            var report = ShapesEvaluation.Run(model, format, result.DataDir, items, null, 48, null, ct);
+            var report = ShapesEvaluation.Run(model, format, result.DataDir, items, null, 64, null, ct);
             err.MarkupLine($"[grey]evaluated {items.Count} held-out questions in {evalClock.Elapsed.TotalSeconds:F0} s[/]");
             Console.WriteLine(report.ToString());
             err.MarkupLine($"[green]recipe done[/] in {clock.Elapsed.TotalSeconds:F0} s");

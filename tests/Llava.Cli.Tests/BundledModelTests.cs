@@ -72,7 +72,7 @@ public sealed class BundledModelTests(ITestOutputHelper output)
         Assert.Equal(lenient, Math.Round(100.0 * right / lines.Length, 1));
     }
 
-    /// <summary>The sample scored 60.0% when the model was committed (greedy, so repeatable on one machine); 3 points of
+    /// <summary>The sample scored 71.1% when the model was committed (greedy, so repeatable on one machine); 3 points of
     /// slack for a machine whose SIMD width sums in another order and flips a close answer or two.</summary>
-    const double MinLenient = 57.0;
+    const double MinLenient = 68.0;
 }

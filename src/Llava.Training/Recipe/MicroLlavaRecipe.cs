@@ -30,7 +30,7 @@ public sealed record MicroRecipeOptions
 
     public RecipeStage Text { get; init; } = new(Steps: 80, BatchSize: 16, LearningRate: 1e-3, Samples: 1280);
     public RecipeStage Stage1 { get; init; } = new(Steps: 100, BatchSize: 16, LearningRate: 1e-3);
-    public RecipeStage Stage2 { get; init; } = new(Steps: 900, BatchSize: 8, LearningRate: 1e-3);
+    public RecipeStage Stage2 { get; init; } = new(Steps: 1400, BatchSize: 8, LearningRate: 1e-3);
 
     /// <summary>A few steps per stage: checks the whole pipeline in about a minute (tests, CI); the model learns nothing useful.</summary>
     public static MicroRecipeOptions Smoke(string workDir) => new()
