@@ -1,15 +1,16 @@
-// Contract: causal self-attention (GQA) forward and backward for training on short sequences, with the score matrix of one
+// Contract: self-attention (GQA, causal or full) forward and backward on sequences of up to MaxTokens, with the score matrix of one
 // head materialized (tokens² floats) so every product is a GEMM; same results as Attention.Forward / Attention.Backward.
 namespace Llava.Tensors;
 
 /// <summary>
-/// Training attention for sequences short enough to hold one head's tokens × tokens scores (<see cref="MaxTokens"/>).
+/// Attention for sequences short enough to hold one head's tokens × tokens scores (<see cref="MaxTokens"/>): training, the
+/// CLIP tower (577 tokens, full attention) and a first prefill chunk.
 /// The flash-style <see cref="Attention"/> computes each score as its own 64-float dot product, which at a few hundred
 /// tokens costs more than the layer's linears; here, per head, S = scale·Q·Kᵀ, P = softmax(causal S) and O = P·V are three
 /// GEMMs, and the backward recomputes P (nothing of size tokens² is kept between passes) and takes
 /// dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − Δ) with Δ = rowsum(dO∘O), dQ += scale·dS·K, dK += scale·dSᵀ·Q, again as GEMMs.
 /// Layouts as <see cref="Attention"/>: q and output (tokens, heads·headDim), k and v (tokens, kvHeads·headDim), queries and
-/// keys at the same positions (causal, no offset). Reference: <see cref="ReferenceKernels.Attention"/> and its backward twin.
+/// keys at the same positions (causal: row t sees keys 0..t; else all). Reference: <see cref="ReferenceKernels.Attention"/> and its backward twin.
 /// </summary>
 public static unsafe class DenseAttention
 {
@@ -17,7 +18,7 @@ public static unsafe class DenseAttention
     public const int MaxTokens = 1024;
 
     public static void Forward(Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-                               int tokens, int heads, int kvHeads, int headDim, float scale)
+                               int tokens, int heads, int kvHeads, int headDim, float scale, bool causal = true)
     {
         Check(tokens, heads, kvHeads, headDim);
         long qn = (long)tokens * heads * headDim, kn = (long)tokens * kvHeads * headDim;
@@ -35,7 +36,7 @@ public static unsafe class DenseAttention
             {
                 int head = g * group + r;
                 Gather(qh, q, tokens, heads * d, head * d, d);
-                Probabilities(p, qh, kg, tokens, d, scale);
+                Probabilities(p, qh, kg, tokens, d, scale, causal);
                 Array.Clear(oh);
                 fixed (float* pv = vg) MatMul.BackwardInput(oh, p, new WeightMatrix(DType.F32, tokens, d, pv), tokens);   // O = P·V
                 Scatter(output, oh, tokens, heads * d, head * d, d, add: false);
@@ -46,7 +47,7 @@ public static unsafe class DenseAttention
     /// <summary>dQ, dK, dV += the gradients of <see cref="Forward"/> given dOut and the forward's output.</summary>
     public static void Backward(Span<float> dQ, Span<float> dK, Span<float> dV, ReadOnlySpan<float> dOut, ReadOnlySpan<float> output,
                                 ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-                                int tokens, int heads, int kvHeads, int headDim, float scale)
+                                int tokens, int heads, int kvHeads, int headDim, float scale, bool causal = true)
     {
         Check(tokens, heads, kvHeads, headDim);
         long qn = (long)tokens * heads * headDim, kn = (long)tokens * kvHeads * headDim;
@@ -70,7 +71,7 @@ public static unsafe class DenseAttention
                 Gather(qh, q, tokens, heads * d, head * d, d);
                 Gather(oh, output, tokens, heads * d, head * d, d);
                 Gather(doh, dOut, tokens, heads * d, head * d, d);
-                Probabilities(p, qh, kg, tokens, d, scale);
+                Probabilities(p, qh, kg, tokens, d, scale, causal);
                 MatMul.BackwardWeight(dvg, p, doh, tokens, tokens, d);     // dV += Pᵀ·dO
                 MatMul.ForwardNT(ds, doh, vg, tokens, tokens, d);          // dP = dO·Vᵀ
                 for (int t = 0; t < tokens; t++) delta[t] = System.Numerics.Tensors.TensorPrimitives.Dot(doh.AsSpan(t * d, d), oh.AsSpan(t * d, d));
@@ -80,8 +81,9 @@ public static unsafe class DenseAttention
                         // dS = scale·P∘(dP − Δ) on the visible keys; the masked ones have P = 0.
                         float* prow = pp + (long)t * tokens, drow = pds + (long)t * tokens;
                         float dl = delta[t];
-                        for (int j = 0; j <= t; j++) drow[j] = scale * prow[j] * (drow[j] - dl);
-                        for (int j = t + 1; j < tokens; j++) drow[j] = 0;
+                        int visible = causal ? t + 1 : tokens;
+                        for (int j = 0; j < visible; j++) drow[j] = scale * prow[j] * (drow[j] - dl);
+                        for (int j = visible; j < tokens; j++) drow[j] = 0;
                     }
                 Array.Clear(dqh);
                 fixed (float* pk = kg) MatMul.BackwardInput(dqh, ds, new WeightMatrix(DType.F32, tokens, d, pk), tokens);   // dQ = dS·K
@@ -101,17 +103,18 @@ public static unsafe class DenseAttention
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
     }
 
-    /// <summary>p (tokens, tokens) = row softmax of scale·qh·kgᵀ over keys 0..t of row t; zero beyond.</summary>
-    static void Probabilities(float[] p, float[] qh, float[] kg, int tokens, int d, float scale)
+    /// <summary>p (tokens, tokens) = row softmax of scale·qh·kgᵀ over the keys row t sees (0..t when causal); zero beyond.</summary>
+    static void Probabilities(float[] p, float[] qh, float[] kg, int tokens, int d, float scale, bool causal)
     {
         MatMul.ForwardNT(p, qh, kg, tokens, tokens, d);
         fixed (float* pp = p)
             for (int t = 0; t < tokens; t++)
             {
                 float* row = pp + (long)t * tokens;
-                for (int j = 0; j <= t; j++) row[j] *= scale;
-                Softmax.Row(row, t + 1);
-                new Span<float>(row + t + 1, tokens - t - 1).Clear();
+                int visible = causal ? t + 1 : tokens;
+                System.Numerics.Tensors.TensorPrimitives.Multiply(new ReadOnlySpan<float>(row, visible), scale, new Span<float>(row, visible));
+                Softmax.Row(row, visible);
+                new Span<float>(row + visible, tokens - visible).Clear();
             }
     }
 

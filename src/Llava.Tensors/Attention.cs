@@ -17,6 +17,9 @@ public static unsafe partial class Attention
     const int KeyBlock = 128;      // scores per query row held at once (scratch = rows x KeyBlock)
     const int TargetRows = 16;     // query rows (tokens x group heads) per item: reuse of each K/V row from L1
 
+    /// <summary>Shortest self-attention (tokens = keys) that takes <see cref="DenseAttention"/>.</summary>
+    public const int DenseMinTokens = 32;
+
     public static void Forward(Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
                                int tokens, int kvLen, int heads, int kvHeads, int headDim, float scale, bool causal, int queryOffset)
     {
@@ -31,6 +34,13 @@ public static unsafe partial class Attention
         {
             fixed (float* po = output) fixed (float* pq = q) fixed (float* pk = k) fixed (float* pv = v)
                 DecodeForward(po, pq, pk, pv, kvLen, heads, kvHeads, headDim, scale, causal, queryOffset);   // Attention.Decode.cs
+            return;
+        }
+        if (tokens == kvLen && (!causal || queryOffset == 0) && headDim > 0 && tokens >= DenseMinTokens && tokens <= DenseAttention.MaxTokens)
+        {
+            // Queries and keys at the same positions (the CLIP tower, a first prefill chunk): three GEMMs per head beat
+            // one dot product per score (measured on ViT-L/14-336: a third of the encode was attention; 5.9 s → 4.3 s).
+            DenseAttention.Forward(output, q, k, v, tokens, heads, kvHeads, headDim, scale, causal);
             return;
         }
         int group = heads / kvHeads;

@@ -47,6 +47,9 @@ public class AttentionTests
             }
             Check(257, 257, 16, 16, 64, causal: false, offset: 0, seed++);
             Check(100, 300, 8, 1, 64, causal: true, offset: 200, seed++);
+            // self-attention long enough for the dense (GEMM) path: a first prefill chunk, the CLIP tower
+            Check(70, 70, 8, 2, 33, causal: true, offset: 0, seed++);
+            Check(577, 577, 4, 4, 64, causal: false, offset: 0, seed++);
         });
     }
 
