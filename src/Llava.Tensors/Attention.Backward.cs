@@ -1,5 +1,6 @@
 // Contract: scaled dot-product attention backward (GQA, causal/full, queryOffset), flash-style: probabilities recomputed
-// from q, k and per-row log-sum-exp, never stored; dQ, dK, dV accumulated; SIMD, all workers, deterministic.
+// from q, k and per-row log-sum-exp, never stored; dQ, dK, dV accumulated; SIMD, all workers, deterministic. Self-attention of
+// Attention.DenseMinTokens..DenseAttention.MaxTokens goes to DenseAttention, as the forward does.
 using System.Runtime.CompilerServices;
 
 namespace Llava.Tensors;
@@ -41,6 +42,11 @@ public static unsafe partial class Attention
         if (!dK.IsEmpty && dK.Length < kn) throw new ArgumentException("dK shorter than its shape", nameof(dK));
         if (!dV.IsEmpty && dV.Length < kn) throw new ArgumentException("dV shorter than its shape", nameof(dV));
         if (tokens == 0 || kvLen == 0 || headDim == 0) return;
+        if (UsesDense(tokens, kvLen, headDim, causal, queryOffset) && !dQ.IsEmpty && !dK.IsEmpty && !dV.IsEmpty)
+        {
+            DenseAttention.Backward(dQ, dK, dV, dOut, output, q, k, v, tokens, heads, kvHeads, headDim, scale, causal);
+            return;
+        }
         int group = heads / kvHeads;
         float[] stats = Scratch.Get(3, 2 * tokens * heads);   // caller thread; the jobs below use slot 1 only
         fixed (float* pst = stats) fixed (float* pdq = dQ) fixed (float* pdk = dK) fixed (float* pdv = dV) fixed (float* pdo = dOut)

@@ -20,6 +20,10 @@ public static unsafe partial class Attention
     /// <summary>Shortest self-attention (tokens = keys) that takes <see cref="DenseAttention"/>.</summary>
     public const int DenseMinTokens = 32;
 
+    /// <summary>Self-attention (queries and keys at the same positions) of DenseMinTokens..MaxTokens: forward and backward take <see cref="DenseAttention"/>.</summary>
+    static bool UsesDense(int tokens, int kvLen, int headDim, bool causal, int queryOffset) =>
+        tokens == kvLen && (!causal || queryOffset == 0) && headDim > 0 && tokens >= DenseMinTokens && tokens <= DenseAttention.MaxTokens;
+
     public static void Forward(Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
                                int tokens, int kvLen, int heads, int kvHeads, int headDim, float scale, bool causal, int queryOffset)
     {
@@ -36,7 +40,7 @@ public static unsafe partial class Attention
                 DecodeForward(po, pq, pk, pv, kvLen, heads, kvHeads, headDim, scale, causal, queryOffset);   // Attention.Decode.cs
             return;
         }
-        if (tokens == kvLen && (!causal || queryOffset == 0) && headDim > 0 && tokens >= DenseMinTokens && tokens <= DenseAttention.MaxTokens)
+        if (UsesDense(tokens, kvLen, headDim, causal, queryOffset))
         {
             // Queries and keys at the same positions (the CLIP tower, a first prefill chunk): three GEMMs per head beat
             // one dot product per score (measured on ViT-L/14-336: a third of the encode was attention; 5.9 s → 4.3 s).

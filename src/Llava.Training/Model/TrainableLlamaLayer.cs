@@ -70,12 +70,8 @@ public sealed class TrainableLlamaLayer
         for (int i = 0; i + 1 < segments.Length; i++)
         {
             int s0 = segments[i], n = segments[i + 1] - s0;
-            if (n <= DenseAttention.MaxTokens)   // GEMMs over the materialized scores: faster at training lengths
-                DenseAttention.Forward(a.Attn.AsSpan(s0 * qd, n * qd), a.Q.AsSpan(s0 * qd, n * qd), a.K.AsSpan(s0 * kvd, n * kvd), a.V.AsSpan(s0 * kvd, n * kvd),
-                    n, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale);
-            else
-                Attention.Forward(a.Attn.AsSpan(s0 * qd, n * qd), a.Q.AsSpan(s0 * qd, n * qd), a.K.AsSpan(s0 * kvd, n * kvd), a.V.AsSpan(s0 * kvd, n * kvd),
-                    n, n, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale, causal: true, queryOffset: 0);
+            Attention.Forward(a.Attn.AsSpan(s0 * qd, n * qd), a.Q.AsSpan(s0 * qd, n * qd), a.K.AsSpan(s0 * kvd, n * kvd), a.V.AsSpan(s0 * kvd, n * kvd),
+                n, n, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale, causal: true, queryOffset: 0);
         }
         var o = a.Tmp.AsSpan(0, tokens * h);
         O.Forward(o, a.Attn, tokens, a.LoraHidden(3, tokens, O), SlotKey(dropoutKey, 3));
@@ -120,14 +116,9 @@ public sealed class TrainableLlamaLayer
         for (int i = 0; i + 1 < segments.Length; i++)
         {
             int s0 = segments[i], n = segments[i + 1] - s0;
-            if (n <= DenseAttention.MaxTokens)
-                DenseAttention.Backward(dQ.Slice(s0 * qd, n * qd), dK.Slice(s0 * kvd, n * kvd), dV.Slice(s0 * kvd, n * kvd), dAttn.Slice(s0 * qd, n * qd),
-                    a.Attn.AsSpan(s0 * qd, n * qd), a.Q.AsSpan(s0 * qd, n * qd), a.K.AsSpan(s0 * kvd, n * kvd), a.V.AsSpan(s0 * kvd, n * kvd),
-                    n, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale);
-            else
-                Attention.Backward(dQ.Slice(s0 * qd, n * qd), dK.Slice(s0 * kvd, n * kvd), dV.Slice(s0 * kvd, n * kvd), dAttn.Slice(s0 * qd, n * qd),
-                    a.Attn.AsSpan(s0 * qd, n * qd), a.Q.AsSpan(s0 * qd, n * qd), a.K.AsSpan(s0 * kvd, n * kvd), a.V.AsSpan(s0 * kvd, n * kvd),
-                    n, n, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale, causal: true, queryOffset: 0);
+            Attention.Backward(dQ.Slice(s0 * qd, n * qd), dK.Slice(s0 * kvd, n * kvd), dV.Slice(s0 * kvd, n * kvd), dAttn.Slice(s0 * qd, n * qd),
+                a.Attn.AsSpan(s0 * qd, n * qd), a.Q.AsSpan(s0 * qd, n * qd), a.K.AsSpan(s0 * kvd, n * kvd), a.V.AsSpan(s0 * kvd, n * kvd),
+                n, n, c.NumHeads, c.NumKvHeads, c.HeadDim, Scale, causal: true, queryOffset: 0);
         }
         Rope.Backward(dQ, cos, sin, tokens, c.NumHeads, c.HeadDim);
         Rope.Backward(dK, cos, sin, tokens, c.NumKvHeads, c.HeadDim);

@@ -259,7 +259,8 @@ public sealed class TrainableLlava : IDisposable
         return (sum, count);
     }
 
-    int ExpandedLength(TrainingExample e) =>
+    /// <summary>Positions of an example once its image placeholder becomes the image rows.</summary>
+    public int ExpandedLength(TrainingExample e) =>
         e.InputIds.Length + (Array.IndexOf(e.InputIds, LlavaConfig.OriginalImageTokenIndex) >= 0 ? Frozen.Config.NumImageTokens - 1 : 0);
 
     (double LossSum, int Count) ForwardBackwardPack(IReadOnlyList<TrainingExample> pack, float lossScale)

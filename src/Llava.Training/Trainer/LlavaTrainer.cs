@@ -143,7 +143,7 @@ public sealed class LlavaTrainer : IDisposable
         {
             ct.ThrowIfCancellationRequested();
             int n = mb.Sum(model.SupervisedCount);
-            tokens += mb.Sum(e => ExpandedLength(model, e));
+            tokens += mb.Sum(model.ExpandedLength);
             if (n == 0) continue;
             supervised += n;
             float scale = 1f / ((float)n * accumulationSteps);
@@ -151,9 +151,6 @@ public sealed class LlavaTrainer : IDisposable
         }
         return loss;
     }
-
-    static int ExpandedLength(TrainableLlava model, TrainingExample e) =>
-        e.InputIds.Length + (e.InputIds.Contains(LlavaConfig.OriginalImageTokenIndex) ? model.Frozen.Config.NumImageTokens - 1 : 0);
 
     /// <summary>
     /// A collated batch as the model sees it (LLaVA's prepare_inputs_labels_for_multimodal): each row keeps the
