@@ -17,6 +17,9 @@ static unsafe class KernelBench
         // LLAVA_KERNELS=decode compares the quantized decode kernel families (scalar excluded) back to back;
         // LLAVA_DECODE_TYPES=Q4_0,Q4_K limits the types, LLAVA_DECODE_COLD_MB sets the cold sweep's size (default 768).
         if (Environment.GetEnvironmentVariable("LLAVA_KERNELS") == "decode") { QuantDecodeKernels(o); return; }
+        // LLAVA_KERNELS=quantize: the K-quant reference quantizers (what `llava convert` and --load-4bit run), scalar
+        // scale searches against the eight-lane ones, on one thread.
+        if (Environment.GetEnvironmentVariable("LLAVA_KERNELS") == "quantize") { Quantizers(o); return; }
         Console.WriteLine("matmul: weights (rows x cols), dtype, tokens -> median time, throughput");
         foreach (var (rows, cols) in new[] { (4096, 4096), (11008, 4096), (4096, 11008) })
             foreach (var dtype in new[] { DType.BF16, DType.F16, DType.F32 })
@@ -48,6 +51,27 @@ static unsafe class KernelBench
             var outp = new float[32 * 128];
             double s = Stats.Median(o.Runs * 4, () => Attention.Forward(outp, q, k, v, 1, kv, 32, 32, 128, 0.088f, true, kv - 1));
             Console.WriteLine($"  kv {kv,5}: {s * 1e3,8:F3} ms  {2.0 * kv * 32 * 128 * 4 / s / 1e9,6:F1} GB/s of K+V");
+        }
+    }
+
+    /// <summary>Reference quantizer throughput, input MB/s of f32 on one thread, scalar search vs eight lanes.</summary>
+    static void Quantizers(BenchOptions o)
+    {
+        const int n = 1 << 20;   // one 1M-value row set: 4 MB of f32
+        var x = Random(n);
+        Console.WriteLine("reference quantizers, 1 thread, MB/s of f32 input (median):");
+        foreach (var type in new[] { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q4_0, GgmlType.Q8_0 })
+        {
+            var dst = new byte[GgmlTypeInfo.RowBytes(type, n)];
+            var line = $"  {type,-5}";
+            foreach (bool? lanes in new bool?[] { false, true })
+            {
+                KQuantSearch8.Force = lanes;
+                double s = Stats.Median(o.Runs, () => GgmlQuant.QuantizeReference(type, x, dst));
+                line += $"  {(lanes == true ? "lanes" : "scalar")} {4.0 * n / s / 1e6,7:F1}";
+            }
+            KQuantSearch8.Force = null;
+            Console.WriteLine(line);
         }
     }
 

@@ -29,11 +29,18 @@ internal static class RecipeCommand
         until.AcceptOnlyFromAmong("init", "data", "vision", "text", "stage1");
         var visionLabels = new Option<PatchLabels?>("--vision-labels") { Description = "ViT pretraining targets: cell (every patch of a grid cell names its shape) or cover (patches the shape touches)." };
         var visionLr = new Option<double?>("--vision-lr") { Description = "ViT pretraining peak learning rate." };
+        var stage2Batch = new Option<int?>("--stage2-batch") { Description = "Stage 2 conversations per step." };
         var stage2Lr = new Option<double?>("--stage2-lr") { Description = "Stage 2 peak learning rate." };
         var textLr = new Option<double?>("--text-lr") { Description = "Language-model pretraining peak learning rate." };
         var extraRounds = new Option<int?>("--extra-rounds") { Description = "Extra stage-2 question rounds per image, of the types that find a shape by its kind or notice it is absent (0..16)." };
+        var independent = new Option<bool?>("--independent-rounds") { Description = "Stage-2 conversations whose rounds never name a kind, colour or position an earlier round named, description last (true|false)." };
+        var trainImages = new Option<int?>("--train-images") { Description = "Shapes-world training images (one stage-2 conversation each); enough for steps × batch means no conversation repeats." };
+        var imageSize = new Option<int?>("--image-size") { Description = "Image side in pixels (the shapes world is drawn at this size)." };
+        var patchSize = new Option<int?>("--patch-size") { Description = "ViT patch side in pixels; (image / patch)² image tokens reach the language model." };
+        var visionHidden = new Option<int?>("--vision-hidden") { Description = "ViT width." };
+        var visionMlp = new Option<int?>("--vision-mlp") { Description = "ViT MLP width." };
         var micro = new Command("micro", "Train the micro LLaVA (ViT 128×4 at 112 px, mlp2x_gelu, LLaMA 256×4 with the LLaMA-2 tokenizer) from scratch on the shapes world, then evaluate it.");
-        foreach (var o in new Option[] { work, output, smoke, evalLimit, threads, seed, visionSteps, textSteps, stage1Steps, stage2Steps, until, visionLabels, visionLr, stage2Lr, textLr, extraRounds }) micro.Options.Add(o);
+        foreach (var o in new Option[] { work, output, smoke, evalLimit, threads, seed, visionSteps, textSteps, stage1Steps, stage2Steps, until, visionLabels, visionLr, stage2Lr, stage2Batch, textLr, extraRounds, independent, trainImages, imageSize, patchSize, visionHidden, visionMlp }) micro.Options.Add(o);
         micro.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Cli.Guard(() =>
         {
             if (r.GetValue(threads) is int n)
@@ -50,9 +57,16 @@ internal static class RecipeCommand
             if (r.GetValue(textSteps) is int ts) options = options with { Text = options.Text with { Steps = ts, Samples = Math.Max(options.Text.Samples, ts * options.Text.BatchSize) } };
             if (r.GetValue(stage1Steps) is int s1) options = options with { Stage1 = options.Stage1 with { Steps = s1 } };
             if (r.GetValue(stage2Steps) is int s2) options = options with { Stage2 = options.Stage2 with { Steps = s2 } };
+            if (r.GetValue(stage2Batch) is int b2) options = options with { Stage2 = options.Stage2 with { BatchSize = b2 } };
             if (r.GetValue(stage2Lr) is double lr2) options = options with { Stage2 = options.Stage2 with { LearningRate = lr2 } };
             if (r.GetValue(textLr) is double tlr) options = options with { Text = options.Text with { LearningRate = tlr } };
             if (r.GetValue(extraRounds) is int er) options = options with { ExtraRounds = er };
+            if (r.GetValue(trainImages) is int ti) options = options with { TrainImages = ti };
+            if (r.GetValue(imageSize) is int isz) options = options with { Model = options.Model with { ImageSize = isz } };
+            if (r.GetValue(patchSize) is int psz) options = options with { Model = options.Model with { PatchSize = psz } };
+            if (r.GetValue(visionHidden) is int vh) options = options with { Model = options.Model with { VisionHidden = vh } };
+            if (r.GetValue(visionMlp) is int vm) options = options with { Model = options.Model with { VisionIntermediate = vm } };
+            if (r.GetValue(independent) is bool ir) options = options with { IndependentRounds = ir };
             var err = ModelLoading.Err;
             var clock = Stopwatch.StartNew();
             var recipe = new MicroLlavaRecipe(options)

@@ -42,6 +42,9 @@ static class RaceCommand
                 case "--engine": engine = Next(); break;
                 case "--text": text = Next(); break;
                 case "--mmproj": mmproj = Next(); break;
+                case "--help" or "-h":
+                    Console.WriteLine("usage: Llava.Bench race --shape tiny|1b|7b --type f16|q8_0|q4_0|q4_k [--threads N] [--runs R] [--json FILE] [--cache DIR] [--measure-limits]");
+                    return 0;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }

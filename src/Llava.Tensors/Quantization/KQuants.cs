@@ -456,7 +456,16 @@ internal static class KQuantAsym
         Span<byte> Laux = stackalloc byte[32];
         Span<float> weights = stackalloc float[32], mins = stackalloc float[8], scales = stackalloc float[8];
         float maxScale = 0, maxMin = 0;
-        for (int j = 0; j < 8; j++)
+        if (KQuantSearch8.Enabled)
+        {
+            KQuantSearch8.Qkx2(x, L, scales, mins, nmax, rmin, 0.1f, nstep);
+            for (int j = 0; j < 8; j++)
+            {
+                if (scales[j] > maxScale) maxScale = scales[j];
+                if (mins[j] > maxMin) maxMin = mins[j];
+            }
+        }
+        else for (int j = 0; j < 8; j++)
         {
             float sumX2 = 0;
             for (int l = 0; l < 32; l++) sumX2 += x[32 * j + l] * x[32 * j + l];
@@ -605,9 +614,14 @@ public static class Q6_K
             var x = src.Slice(i * BlockSize, BlockSize);
             var b = dst.Slice(i * TypeSize, TypeSize);
             float maxScale = 0, maxAbsScale = 0;
+            if (KQuantSearch8.Enabled)
+            {
+                KQuantSearch8.Qx(x[..128], L[..128], scales[..8], 32);
+                KQuantSearch8.Qx(x[128..], L[128..], scales[8..], 32);
+            }
             for (int ib = 0; ib < 16; ib++)
             {
-                float scale = KQuantSearch.MakeQxQuants(16, 32, x.Slice(16 * ib, 16), L.Slice(16 * ib, 16));
+                float scale = KQuantSearch8.Enabled ? scales[ib] : KQuantSearch.MakeQxQuants(16, 32, x.Slice(16 * ib, 16), L.Slice(16 * ib, 16));
                 scales[ib] = scale;
                 float abs = MathF.Abs(scale);
                 if (abs > maxAbsScale) { maxAbsScale = abs; maxScale = scale; }

@@ -25,6 +25,8 @@ public sealed record MicroRecipeOptions
     public int MaxRounds { get; init; } = 7;
     /// <summary>Extra stage-2 rounds per conversation of the kind-keyed and yes/no types (<see cref="ShapesDatasetCounts.ExtraRounds"/>).</summary>
     public int ExtraRounds { get; init; } = 0;
+    /// <summary>Stage-2 rounds that cannot be answered from earlier turns (<see cref="ShapesDatasetCounts.IndependentRounds"/>).</summary>
+    public bool IndependentRounds { get; init; }
 
     public VisionPretrainOptions Vision { get; init; } = new();
 
@@ -106,7 +108,7 @@ public sealed class MicroLlavaRecipe
 
         Stage("data", data, () =>
         {
-            var r = ShapesDataset.Write(data, new ShapesDatasetCounts(o.TrainImages, o.HeldOutImages, MinRounds: o.MinRounds, MaxRounds: o.MaxRounds, ExtraRounds: o.ExtraRounds), o.Seed,
+            var r = ShapesDataset.Write(data, new ShapesDatasetCounts(o.TrainImages, o.HeldOutImages, MinRounds: o.MinRounds, MaxRounds: o.MaxRounds, ExtraRounds: o.ExtraRounds, IndependentRounds: o.IndependentRounds), o.Seed,
                 new ShapesWorldOptions { CanvasSize = c.ImageSize },
                 new Progress<ShapesDatasetProgress>(p => OnProgress?.Invoke(new RecipeProgress("data", p.ImagesDone, p.ImagesTotal, "drawing scenes"))), ct);
             RecipeTextData.Write(Path.Combine(data, "text.json"), o.Text.Samples, o.Seed);

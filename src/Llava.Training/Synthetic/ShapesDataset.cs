@@ -8,7 +8,7 @@ namespace Llava.Training.Synthetic;
 /// (finetune.json); held-out images get the same plus <see cref="EvalQuestionsPerImage"/> eval questions.
 /// <see cref="MinRounds"/>..<see cref="MaxRounds"/> is the number of question/answer rounds (of distinct types) per conversation;
 /// <see cref="ExtraRounds"/> more rounds follow, of the types answered by finding a shape by its kind or noticing it is absent.</summary>
-public sealed record ShapesDatasetCounts(int Train = 20000, int HeldOut = 1000, int EvalQuestionsPerImage = 7, int MinRounds = 2, int MaxRounds = 4, int ExtraRounds = 0)
+public sealed record ShapesDatasetCounts(int Train = 20000, int HeldOut = 1000, int EvalQuestionsPerImage = 7, int MinRounds = 2, int MaxRounds = 4, int ExtraRounds = 0, bool IndependentRounds = false)
 {
     public void Validate()
     {
@@ -174,7 +174,7 @@ public static class ShapesDataset
         }
         return new Item($"shapes-{split}-{index:D6}", image, split, scene,
             ShapesLanguage.PretrainPrompt(pretrainRng), ShapesLanguage.Caption(scene),
-            ShapesLanguage.Conversation(scene, convRng, counts.MinRounds, counts.MaxRounds, counts.ExtraRounds), eval);
+            ShapesLanguage.Conversation(scene, convRng, counts.MinRounds, counts.MaxRounds, counts.ExtraRounds, counts.IndependentRounds), eval);
     }
 
     static void WriteConversations(Utf8JsonWriter w, Item[] items, bool pretrain)

@@ -57,11 +57,39 @@ public static class ShapesLanguage
     /// A multi-turn conversation of <paramref name="minRounds"/>..<paramref name="maxRounds"/> questions of distinct types.
     /// Existence questions are yes with probability 1/2.
     /// </summary>
-    public static IReadOnlyList<QaPair> Conversation(ShapesScene scene, ShapesRng rng, int minRounds = 2, int maxRounds = 4, int extraRounds = 0)
+    /// <param name="independent">Every round must be answerable only from the image: a round whose question or answer
+    /// names a kind, colour or position that an earlier round named is dropped (so "Where is the circle?" never follows
+    /// "There is a circle on the left."), and the description, which names everything, comes last. Held-out questions
+    /// are asked one per conversation; without this, many training answers can be copied from earlier turns instead of
+    /// read from the image.</param>
+    public static IReadOnlyList<QaPair> Conversation(ShapesScene scene, ShapesRng rng, int minRounds = 2, int maxRounds = 4, int extraRounds = 0, bool independent = false)
     {
         int rounds = rng.Next(minRounds, Math.Min(maxRounds, ShapeWords.QuestionTypes.Length));
         var types = ShapeWords.QuestionTypes.ToList();
         rng.Shuffle(types);
+        if (independent)
+        {
+            // Walk all types in the shuffled order, a few draws each, until enough rounds name nothing named before.
+            bool describe = types.Take(rounds).Contains(QuestionType.Describe);
+            var named = new HashSet<string>(StringComparer.Ordinal);
+            var kept = new List<QaPair>();
+            foreach (var t in types)
+            {
+                if (t == QuestionType.Describe) continue;
+                if (kept.Count + (describe ? 1 : 0) >= rounds) break;
+                for (int attempt = 0; attempt < 3; attempt++)
+                {
+                    var qa = Ask(scene, t, rng);
+                    var facts = ContentWords(qa);
+                    if (facts.Overlaps(named)) continue;
+                    named.UnionWith(facts);
+                    kept.Add(qa);
+                    break;
+                }
+            }
+            if (describe) kept.Add(Ask(scene, QuestionType.Describe, rng));
+            return kept;
+        }
         var list = types.Take(rounds).Select(t => Ask(scene, t, rng)).ToList();
         // Extra rounds repeat the types that need a shape found by what it is (not where it is) or its absence noticed;
         // an extra existence question takes the opposite answer of the previous one, so one image shows both.
@@ -77,6 +105,19 @@ public static class ShapesLanguage
             i++;
         }
         return list;
+    }
+
+    static readonly HashSet<string> ContentVocabulary = new(
+        ShapeWords.Kinds.Select(ShapeWords.Name).Concat(ShapeWords.Kinds.Select(ShapeWords.Plural))
+            .Concat(ShapeWords.Colors.Select(ShapeWords.Name)).Concat(ShapeWords.Positions.Select(ShapeWords.Name)), StringComparer.Ordinal);
+
+    /// <summary>The kinds (singular), colours and positions a question and its answer name.</summary>
+    static HashSet<string> ContentWords(QaPair qa)
+    {
+        var words = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var w in (qa.Question + " " + qa.Answer).ToLowerInvariant().Split([' ', ',', '.', '?'], StringSplitOptions.RemoveEmptyEntries))
+            if (ContentVocabulary.Contains(w)) words.Add(w.EndsWith('s') && ContentVocabulary.Contains(w[..^1]) ? w[..^1] : w);
+        return words;
     }
 
     /// <summary>Types the extra rounds of <see cref="Conversation"/> draw from (existence twice as often).</summary>

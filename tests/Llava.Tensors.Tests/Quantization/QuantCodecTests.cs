@@ -87,6 +87,41 @@ public class QuantCodecTests(ITestOutputHelper output)
         output.WriteLine($"{type}: {checkedRows} rows byte-identical to ggml from_float_ref ({GgmlNative.Directory})");
     }
 
+    /// <summary>The eight-lane K-quant searches (KQuantSearch8) against their scalar twins, byte for byte.</summary>
+    [Theory]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    public void KQuantLaneSearch_MatchesScalarSearch(GgmlType type)
+    {
+        var rows = Cases(768, 3).Concat(SpecialCases(768, 4)).ToList();
+        var rng = new Random(11 + (int)type);
+        for (int r = 0; r < 200; r++)
+        {
+            int n = 256 * rng.Next(1, 5);
+            float scale = MathF.Pow(10, rng.Next(-6, 6));
+            var x = new float[n];
+            for (int i = 0; i < n; i++) x[i] = (float)(rng.NextDouble() * 2 - 1 + (r % 4 == 0 ? 0.4 : r % 4 == 1 ? -0.4 : 0)) * scale;
+            if (r % 7 == 0) x.AsSpan(32 * rng.Next(n / 32), 32).Fill(r % 2 == 0 ? 0f : -0.5f * scale);   // a flat sub-block
+            rows.Add(($"random {r}", x));
+        }
+        try
+        {
+            foreach (var (name, x) in rows)
+            {
+                var scalar = new byte[Bytes(type, x.Length)];
+                var lanes = new byte[scalar.Length];
+                KQuantSearch8.Force = false;
+                GgmlQuant.QuantizeReference(type, x, scalar);
+                KQuantSearch8.Force = true;
+                GgmlQuant.QuantizeReference(type, x, lanes);
+                Assert.True(scalar.AsSpan().SequenceEqual(lanes), $"{type} '{name}': lanes differ from scalar at byte {scalar.AsSpan().CommonPrefixLength(lanes)}");
+            }
+        }
+        finally { KQuantSearch8.Force = null; }
+        output.WriteLine($"{type}: {rows.Count} rows identical");
+    }
+
     [Theory]
     [MemberData(nameof(AllTypes))]
     public void DequantizeMatchesGgml(GgmlType type)

@@ -117,4 +117,36 @@ public sealed class ShapesLanguageTests
                         $"'{token}' from '{text}' is not in the word list");
         }
     }
+    [Fact]
+    public void IndependentConversations_NeverRepeatAKindColourOrPosition_DescriptionLast()
+    {
+        string[] vocabulary = ["circle", "square", "triangle", "star", "red", "green", "blue", "yellow", "purple", "orange",
+            "left", "right", "top", "bottom", "center"];
+        int rounds = 0, conversations = 0, describes = 0;
+        for (int seed = 0; seed < 800; seed++)
+        {
+            var scene = ShapesWorld.Layout(seed);
+            var shapes = SceneChecker.FromScene(scene);
+            var conv = ShapesLanguage.Conversation(scene, new ShapesRng((ulong)seed), 4, 7, independent: true);
+            Assert.NotEmpty(conv);
+            var named = new HashSet<string>();
+            for (int i = 0; i < conv.Count; i++)
+            {
+                var qa = conv[i];
+                Assert.Equal(SceneChecker.Answer(shapes, qa.Type, qa.Question), qa.Answer);
+                if (qa.Type == QuestionType.Describe) { Assert.Equal(conv.Count - 1, i); describes++; continue; }
+                var words = (qa.Question + " " + qa.Answer).ToLowerInvariant().Split(' ', ',', '.', '?')
+                    .Select(w => w.TrimEnd('s')).Where(w => vocabulary.Contains(w)).ToHashSet();
+                Assert.False(words.Overlaps(named), $"seed {seed}: round {i} '{qa.Question}' names something an earlier round named");
+                named.UnionWith(words);
+            }
+            Assert.Equal(conv.Count, conv.Select(q => q.Type).Distinct().Count());
+            rounds += conv.Count;
+            conversations++;
+        }
+        // Rounds are dropped, not replaced by repeats: fewer than the free 4-7, but still several per image.
+        double mean = (double)rounds / conversations;
+        Assert.InRange(mean, 3.0, 5.5);
+        Assert.InRange(describes, conversations / 2, conversations);
+    }
 }
