@@ -614,14 +614,15 @@ public static class Q6_K
             var x = src.Slice(i * BlockSize, BlockSize);
             var b = dst.Slice(i * TypeSize, TypeSize);
             float maxScale = 0, maxAbsScale = 0;
-            if (KQuantSearch8.Enabled)
+            bool lanes = KQuantSearch8.Enabled;   // read once: tests flip it while other threads quantize
+            if (lanes)
             {
                 KQuantSearch8.Qx(x[..128], L[..128], scales[..8], 32);
                 KQuantSearch8.Qx(x[128..], L[128..], scales[8..], 32);
             }
             for (int ib = 0; ib < 16; ib++)
             {
-                float scale = KQuantSearch8.Enabled ? scales[ib] : KQuantSearch.MakeQxQuants(16, 32, x.Slice(16 * ib, 16), L.Slice(16 * ib, 16));
+                float scale = lanes ? scales[ib] : KQuantSearch.MakeQxQuants(16, 32, x.Slice(16 * ib, 16), L.Slice(16 * ib, 16));
                 scales[ib] = scale;
                 float abs = MathF.Abs(scale);
                 if (abs > maxAbsScale) { maxAbsScale = abs; maxScale = scale; }
