@@ -37,8 +37,7 @@ internal static class KQuantSearch8
         Span<Vector256<float>> wt = stackalloc Vector256<float>[n];
         Span<Vector256<int>> lt = stackalloc Vector256<int>[n];
         Span<Vector256<int>> laux = stackalloc Vector256<int>[n];
-        for (int i = 0; i < n; i++)
-            xt[i] = Vector256.Create(x[i], x[32 + i], x[64 + i], x[96 + i], x[128 + i], x[160 + i], x[192 + i], x[224 + i]);
+        Gather(x, n, xt);
 
         var sumX2 = Vector256<float>.Zero;
         for (int i = 0; i < n; i++) sumX2 += xt[i] * xt[i];
@@ -118,8 +117,15 @@ internal static class KQuantSearch8
         for (int i = 0; i < n; i++)
         {
             Vector256.AndNot(lt[i], flatInt).CopyTo(lane);
-            for (int j = 0; j < 8; j++) L[32 * j + i] = (byte)lane[j];
+            for (int j = 0; j < 8; j++) L[n * j + i] = (byte)lane[j];
         }
+    }
+
+    /// <summary>xt[i] = element i of each of the 8 sub-blocks of <paramref name="n"/> values in <paramref name="x"/>.</summary>
+    static void Gather(ReadOnlySpan<float> x, int n, Span<Vector256<float>> xt)
+    {
+        for (int i = 0; i < n; i++)
+            xt[i] = Vector256.Create(x[i], x[n + i], x[2 * n + i], x[3 * n + i], x[4 * n + i], x[5 * n + i], x[6 * n + i], x[7 * n + i]);
     }
 
     /// <summary>
@@ -132,8 +138,7 @@ internal static class KQuantSearch8
         Span<Vector256<float>> xt = stackalloc Vector256<float>[n];
         Span<Vector256<int>> lt = stackalloc Vector256<int>[n];
         Span<Vector256<int>> cand = stackalloc Vector256<int>[n];
-        for (int i = 0; i < n; i++)
-            xt[i] = Vector256.Create(x[i], x[16 + i], x[32 + i], x[48 + i], x[64 + i], x[80 + i], x[96 + i], x[112 + i]);
+        Gather(x, n, xt);
 
         var zero = Vector256<float>.Zero;
         var max = zero;
@@ -192,7 +197,7 @@ internal static class KQuantSearch8
         for (int i = 0; i < n; i++)
         {
             Vector256.AndNot(lt[i], emptyInt).CopyTo(lane);
-            for (int j = 0; j < 8; j++) L[16 * j + i] = (sbyte)lane[j];
+            for (int j = 0; j < 8; j++) L[n * j + i] = (sbyte)lane[j];
         }
     }
 }

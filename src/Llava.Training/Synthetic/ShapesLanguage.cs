@@ -61,7 +61,7 @@ public static class ShapesLanguage
     /// names a kind, colour or position that an earlier round named is dropped (so "Where is the circle?" never follows
     /// "There is a circle on the left."), and the description, which names everything, comes last. Held-out questions
     /// are asked one per conversation; without this, many training answers can be copied from earlier turns instead of
-    /// read from the image.</param>
+    /// read from the image. Extra rounds are not added in this mode (they would repeat what was named).</param>
     public static IReadOnlyList<QaPair> Conversation(ShapesScene scene, ShapesRng rng, int minRounds = 2, int maxRounds = 4, int extraRounds = 0, bool independent = false)
     {
         int rounds = rng.Next(minRounds, Math.Min(maxRounds, ShapeWords.QuestionTypes.Length));
